@@ -1,0 +1,29 @@
+"""Terminal output through rich: the resolved config and user errors."""
+
+from collections.abc import Sequence
+
+import rich
+import rich.syntax
+import rich.tree
+from omegaconf import DictConfig, OmegaConf
+
+FIRST_GROUPS = ("data", "model", "module", "trainer", "callbacks", "logger")
+
+
+def print_config_tree(cfg: DictConfig, first: Sequence[str] = FIRST_GROUPS) -> None:
+    """Print the resolved config as a rich tree, one branch per top-level key."""
+    tree = rich.tree.Tree("config", style="bold")
+    keys = [key for key in first if key in cfg] + [key for key in cfg if key not in first]
+    for key in keys:
+        branch = tree.add(str(key), style="bold cyan")
+        value = cfg[key]
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
+        branch.add(rich.syntax.Syntax(text, "yaml", theme="ansi_dark"))
+    rich.print(tree)
+
+
+def print_user_error(message: str) -> None:
+    """Print a user mistake without a traceback."""
+    rich.get_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Data: find the Kaggle layout, decode it once into memory, split, augment, load."""

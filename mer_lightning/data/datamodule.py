@@ -1,0 +1,121 @@
+"""LightningDataModule for the Kaggle "Micro Expressions" layout."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from mer_lightning.data.augment import build_augmentation
+from mer_lightning.data.images import DecodedImages, ImageSubset, decode_split, stratified_split
+from mer_lightning.data.layout import class_names, list_split, resolve_root
+from mer_lightning.errors import UserError
+
+
+class MicroExpressionDataModule(L.LightningDataModule):
+    """Train/val/test loaders over images decoded once into memory.
+
+    Validation is a stratified, seeded share of train/. Batches are uint8 (N, 3, S, S);
+    the LightningModule converts and normalises them on the device.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        download: bool = False,
+        cache_dir: str = "~/.cache/mer_lightning",
+        image_size: int = 80,
+        val_fraction: float = 0.1,
+        split_seed: int = 42,
+        include_originals: bool = False,
+        on_bad_file: str = "skip",
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.5, 0.5, 0.5),
+        augment: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise UserError(
+                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "
+                "must be at least 1"
+            )
+        if not 0.0 < val_fraction < 1.0:
+            raise UserError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
+        self.save_hyperparameters(logger=False)
+        self.augmentation = build_augmentation(augment or {}, image_size)
+        self.root: Path | None = None
+        self.class_names: list[str] = []
+        self.train_images: DecodedImages | None = None
+        self.test_images: DecodedImages | None = None
+        self.train_indices = self.val_indices = torch.empty(0, dtype=torch.long)
+
+    def prepare_data(self) -> None:
+        """Unpack or download the dataset when needed (once, on the main process)."""
+        resolve_root(self.hparams.root, self.hparams.download, self.hparams.cache_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Decode both splits into memory once and draw the validation split."""
+        if self.train_images is not None:
+            return
+        hp = self.hparams
+        self.root = resolve_root(hp.root, hp.download, hp.cache_dir)
+        train_files, test_files = list_split(self.root / "train"), list_split(self.root / "test")
+        self.class_names = class_names(train_files, test_files)
+        self.train_images = decode_split(
+            train_files.files, self.class_names, hp.image_size, hp.on_bad_file
+        )
+        self.test_images = decode_split(
+            test_files.files, self.class_names, hp.image_size, hp.on_bad_file
+        )
+        self.train_indices, self.val_indices = stratified_split(
+            self.train_images.labels, hp.val_fraction, hp.split_seed
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes, known after setup()."""
+        return len(self.class_names)
+
+    def train_class_counts(self) -> torch.Tensor:
+        """Images per class in the training split (for class weights)."""
+        labels = self.train_images.labels[self.train_indices]
+        return torch.bincount(labels, minlength=self.num_classes)
+
+    def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Augmented training images (plus the originals with data.include_originals)."""
+        dataset = ImageSubset(self.train_images, self.train_indices, self.augmentation)
+        if self.hparams.include_originals:
+            dataset = ConcatDataset([dataset, ImageSubset(self.train_images, self.train_indices)])
+        return self._loader(dataset, shuffle=True, batch_size=self.hparams.batch_size)
+
+    def train_eval_dataloader(self) -> DataLoader:
+        """Training images without augmentation, for the paper's "train accuracy"."""
+        dataset = ImageSubset(self.train_images, self.train_indices)
+        return self._loader(dataset, shuffle=False, batch_size=self.hparams.eval_batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        """The held-out share of train/."""
+        dataset = ImageSubset(self.train_images, self.val_indices)
+        return self._loader(dataset, shuffle=False, batch_size=self.hparams.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        """Every image of test/."""
+        dataset = ImageSubset(self.test_images, torch.arange(len(self.test_images.labels)))
+        return self._loader(dataset, shuffle=False, batch_size=self.hparams.eval_batch_size)

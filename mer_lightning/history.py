@@ -1,0 +1,30 @@
+"""Per-epoch record of the logged curves, for training_curves.png and metrics.json."""
+
+import lightning as L
+
+CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc")
+
+
+class EpochHistory(L.Callback):
+    """Keeps each epoch's train and val loss and accuracy as plain floats.
+
+    Loggers store these too, but in logger-specific formats; the run's own reports read
+    them from here whatever logger is configured.
+    """
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        row = {"epoch": float(trainer.current_epoch)}
+        row.update({key: float(metrics[key]) for key in CURVE_KEYS if key in metrics})
+        self.epochs.append(row)
+
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = list(state_dict.get("epochs", []))

@@ -1,0 +1,114 @@
+"""The one LightningModule that wraps every architecture."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from mer_lightning.errors import UserError
+from mer_lightning.metrics import classification_metrics
+
+
+class EmotionClassifier(L.LightningModule):
+    """Cross-entropy training of an injected nn.Module, with val/test metrics.
+
+    Batches arrive as uint8 images; `normalize` turns them into the float input the net
+    expects. `arch` (the net's constructor config) and the preprocessing are saved as
+    hyperparameters so that a checkpoint alone rebuilds and feeds the model.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        class_names: Sequence[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.5, 0.5, 0.5),
+        image_size: int = 80,
+        arch: dict[str, Any] | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise UserError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        n = len(class_names)
+        weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
+        self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.val_metrics = classification_metrics(class_names, "val")
+        self.test_metrics = classification_metrics(class_names, "test")
+        self.test_confusion = MulticlassConfusionMatrix(n)
+        self.confusion_matrix: torch.Tensor | None = None
+        # Saved with the weights, so that a resumed run keeps counting its throughput.
+        self.register_buffer("train_images_seen", torch.zeros((), dtype=torch.long))
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) images -> normalised float input of the net."""
+        x = images.float().div_(255.0).sub_(self.mean).div_(self.std)
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch of uint8 images."""
+        return self.net(self.normalize(images))
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss(logits, labels)
+        self.train_images_seen += labels.shape[0]
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        self.log("val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True)
+        self.val_metrics.update(logits, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_metrics.compute()
+        self.log("val/acc", metrics.pop("val/acc"), prog_bar=True)
+        self.log_dict(metrics)
+        self.val_metrics.reset()
+
+    def test_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        self.log("test/loss", self.loss(logits, labels), on_epoch=True)
+        self.test_metrics.update(logits, labels)
+        self.test_confusion.update(logits, labels)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        self.confusion_matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
+
+    def predict_step(self, batch, batch_idx):
+        """Predicted class and true label of each image (labels ride along in the batch)."""
+        images, labels = batch
+        return self(images).argmax(dim=1), labels
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}

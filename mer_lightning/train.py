@@ -1,0 +1,167 @@
+"""The train task: build everything from the config, fit, test the best checkpoint, report."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from mer_lightning import reports
+from mer_lightning.console import print_config_tree
+from mer_lightning.data.datamodule import MicroExpressionDataModule
+from mer_lightning.errors import UserError
+from mer_lightning.history import EpochHistory
+from mer_lightning.models import build_net, net_config
+from mer_lightning.module import EmotionClassifier
+
+log = logging.getLogger(__name__)
+
+
+def output_dir() -> Path:
+    """The Hydra run dir of this job."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def class_weights(setting: Any, datamodule: MicroExpressionDataModule) -> list[float] | None:
+    """Resolve module.class_weights: null, "balanced" (inverse frequency), or a list."""
+    if setting is None:
+        return None
+    if setting == "balanced":
+        counts = datamodule.train_class_counts().float()
+        return (counts.sum() / (len(counts) * counts.clamp(min=1))).tolist()
+    weights = [float(w) for w in setting]
+    if len(weights) != datamodule.num_classes:
+        raise UserError(
+            f"module.class_weights has {len(weights)} values but the data has "
+            f"{datamodule.num_classes} classes {datamodule.class_names}; give one per class "
+            "or use module.class_weights=balanced"
+        )
+    return weights
+
+
+def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier, L.Trainer]:
+    """Instantiate the datamodule, the model and the Trainer from a composed config."""
+    datamodule: MicroExpressionDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    arch = net_config(cfg.model, datamodule.num_classes)
+    # A partial, so that arch (a dict with its own _target_) reaches the module as data.
+    module_factory = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")
+    module: EmotionClassifier = module_factory(
+        net=build_net(arch),
+        class_names=datamodule.class_names,
+        class_weights=class_weights(cfg.module.class_weights, datamodule),
+        mean=list(cfg.data.mean),
+        std=list(cfg.data.std),
+        image_size=cfg.data.image_size,
+        arch=arch,
+    )
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[*callbacks, EpochHistory()], logger=loggers or False
+    )
+    return datamodule, module, trainer
+
+
+def _callback(trainer: L.Trainer, kind: type) -> Any:
+    found = [cb for cb in trainer.callbacks if isinstance(cb, kind)]
+    return found[0] if found else None
+
+
+def train_accuracy(trainer: L.Trainer, module, datamodule, ckpt_path) -> float:
+    """Accuracy of the fitted model on the training split in eval mode, without augmentation."""
+    outputs = trainer.predict(
+        module, dataloaders=datamodule.train_eval_dataloader(), ckpt_path=ckpt_path
+    )
+    preds = torch.cat([p for p, _ in outputs])
+    labels = torch.cat([y for _, y in outputs])
+    return float(multiclass_accuracy(preds, labels, datamodule.num_classes, average="micro"))
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test the best checkpoint and write every report into the run dir.
+
+    Returns the contents of metrics.json, so that sweepers can read the objective.
+    """
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    run_dir = output_dir()
+    datamodule, module, trainer = build(cfg)
+
+    trainer.fit(module, datamodule=datamodule)
+    checkpoint = _callback(trainer, ModelCheckpoint)
+    best = (checkpoint.best_model_path if checkpoint else "") or None
+    results: dict[str, float] = {}
+    if trainer.limit_val_batches != 0:
+        results.update(trainer.validate(module, datamodule=datamodule, ckpt_path=best)[0])
+    confusion = None
+    if cfg.get("test_after_fit", True):
+        results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best)[0])
+        confusion = module.confusion_matrix
+    results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
+
+    timer = _callback(trainer, Timer)
+    fit_seconds = timer.time_elapsed("train") if timer else float("nan")
+    images_seen = int(module.train_images_seen) * trainer.world_size
+    summary = {
+        "model": cfg.model.get("name", cfg.model._target_),
+        "seed": cfg.get("seed"),
+        "epochs": trainer.current_epoch,
+        "parameters": sum(p.numel() for p in module.net.parameters()),
+        "fit_seconds": fit_seconds,
+        "train_images_per_second": images_seen / fit_seconds if fit_seconds > 0 else None,
+        "train_images_seen": images_seen,
+        "train_acc": results["train/acc"],
+        "val_acc": results.get("val/acc"),
+        "test_acc": results.get("test/acc"),
+        "test_f1_macro": results.get("test/f1_macro"),
+        "classes": datamodule.class_names,
+        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "metrics": {key: float(value) for key, value in sorted(results.items())},
+        "per_class": None,
+        "history": _callback(trainer, EpochHistory).epochs,
+    }
+    if trainer.is_global_zero:
+        write_reports(run_dir, summary, confusion, trainer, cfg)
+    return summary
+
+
+def write_reports(run_dir: Path, summary: dict, confusion, trainer: L.Trainer, cfg) -> None:
+    """metrics.json, classification_report.txt, confusion_matrix.{csv,png}, training_curves.png."""
+    names = summary["classes"]
+    if confusion is not None:
+        summary["per_class"] = reports.per_class_table(summary["metrics"], confusion, names, "test")
+        text = reports.classification_report(summary["metrics"], summary["per_class"], "test")
+        (run_dir / "classification_report.txt").write_text(text)
+        log.info("test classification report:\n%s", text)
+        reports.write_confusion_csv(run_dir / "confusion_matrix.csv", confusion, names)
+        figure = reports.confusion_figure(confusion, names)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("test/confusion_matrix", figure, close=False)
+        reports.save_figure(figure, run_dir / "confusion_matrix.png")
+    reports.save_figure(
+        reports.training_curves_figure(summary["history"]), run_dir / "training_curves.png"
+    )
+    reports.write_json(run_dir / "metrics.json", summary)
+    headline = {
+        f"hp/{key}": summary[key]
+        for key in ("train_acc", "val_acc", "test_acc", "test_f1_macro")
+        if summary[key] is not None
+    }
+    params = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params, metrics=headline) if isinstance(
+            logger, TensorBoardLogger
+        ) else logger.log_hyperparams(params)
+        logger.finalize("success")
