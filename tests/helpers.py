@@ -1,0 +1,77 @@
+"""Shared test helpers: a synthetic Kaggle-layout dataset and in-process Hydra runs."""
+
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from torchvision.io import encode_jpeg
+
+from mer_lightning.config import CONFIG_DIR
+
+CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+
+# Small models and images so that a whole fit + test takes seconds on two CPU cores.
+FAST_MODEL = {
+    "cnn1": ["model.channels=[8,16,16]", "model.hidden=[32,32]"],
+    "cnn2": ["model.channels=[8,16,16,16]", "model.hidden=[32,32]"],
+    "resnet18": ["model.reduction_dim=32"],
+}
+FAST_RUN = [
+    "data.image_size=32",
+    "data.batch_size=16",
+    "data.eval_batch_size=64",
+    "trainer.max_epochs=1",
+    "trainer.accelerator=cpu",
+    "trainer.log_every_n_steps=1",
+    "print_config=false",
+    "callbacks.progress_bar=null",
+]
+
+
+def class_image(label: int, generator: torch.Generator, size: int = 80) -> torch.Tensor:
+    """An RGB uint8 image whose colour and stripe direction depend on the class."""
+    hue = torch.tensor([(label * 37) % 256, (label * 91 + 60) % 256, (label * 53 + 120) % 256])
+    image = hue.view(3, 1, 1).float().expand(3, size, size).clone()
+    coords = torch.arange(size, dtype=torch.float)
+    angle = torch.tensor(label * torch.pi / len(CLASSES))
+    stripes = torch.sin(
+        (coords.view(1, -1) * torch.cos(angle) + coords.view(-1, 1) * torch.sin(angle)) / 3
+    )
+    image += 60 * stripes
+    image += 20 * torch.randn(3, size, size, generator=generator)
+    return image.clamp(0, 255).to(torch.uint8)
+
+
+def write_dataset(root: Path, train_per_class: int = 14, test_per_class: int = 6) -> Path:
+    """Write a learnable dataset in the Kaggle layout; returns .../Micro_Expressions."""
+    generator = torch.Generator().manual_seed(0)
+    base = root / "Micro_Expressions"
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for label, name in enumerate(CLASSES):
+            folder = base / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(1, count + 1):
+                jpeg = encode_jpeg(class_image(label, generator), quality=95)
+                (folder / f"{name}{n}.jpg").write_bytes(jpeg.numpy().tobytes())
+    return base
+
+
+def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose conf/train.yaml as `python -m mer_lightning` would, with its run dir set."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def fast_overrides(model: str, data_root: Path, *extra: str) -> list[str]:
+    """Overrides for a quick run of `model` on the dataset at `data_root`."""
+    return [f"model={model}", f"data.root={data_root}", *FAST_RUN, *FAST_MODEL[model], *extra]
