@@ -99,6 +99,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule, module, trainer = build(cfg)
 
     trainer.fit(module, datamodule=datamodule)
+    # Read these now: validate/test with ckpt_path restore callback state from that checkpoint.
+    timer = _callback(trainer, Timer)
+    fit_seconds = timer.time_elapsed("train") if timer else float("nan")
+    history = list(_callback(trainer, EpochHistory).epochs)
+    images_seen = int(module.train_images_seen) * trainer.world_size
+    epochs = trainer.current_epoch
     checkpoint = _callback(trainer, ModelCheckpoint)
     best = (checkpoint.best_model_path if checkpoint else "") or None
     results: dict[str, float] = {}
@@ -110,13 +116,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         confusion = module.confusion_matrix
     results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
 
-    timer = _callback(trainer, Timer)
-    fit_seconds = timer.time_elapsed("train") if timer else float("nan")
-    images_seen = int(module.train_images_seen) * trainer.world_size
     summary = {
         "model": cfg.model.get("name", cfg.model._target_),
         "seed": cfg.get("seed"),
-        "epochs": trainer.current_epoch,
+        "epochs": epochs,
         "parameters": sum(p.numel() for p in module.net.parameters()),
         "fit_seconds": fit_seconds,
         "train_images_per_second": images_seen / fit_seconds if fit_seconds > 0 else None,
@@ -129,7 +132,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
         "metrics": {key: float(value) for key, value in sorted(results.items())},
         "per_class": None,
-        "history": _callback(trainer, EpochHistory).epochs,
+        "history": history,
     }
     if trainer.is_global_zero:
         write_reports(run_dir, summary, confusion, trainer, cfg)

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-from torchvision.io import encode_jpeg
+from PIL import Image
 
 from mer_lightning.config import CONFIG_DIR
 
@@ -54,8 +54,8 @@ def write_dataset(root: Path, train_per_class: int = 14, test_per_class: int = 6
             folder = base / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for n in range(1, count + 1):
-                jpeg = encode_jpeg(class_image(label, generator), quality=95)
-                (folder / f"{name}{n}.jpg").write_bytes(jpeg.numpy().tobytes())
+                pixels = class_image(label, generator).permute(1, 2, 0).numpy()
+                Image.fromarray(pixels).save(folder / f"{name}{n}.jpg", quality=95)
     return base
 
 

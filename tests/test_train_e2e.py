@@ -2,12 +2,14 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mer_lightning.train import run
-from tests.helpers import CLASSES, compose_config, fast_overrides
+from tests.helpers import CLASSES, FAST_MODEL, FAST_RUN, compose_config, fast_overrides
 
 
 @pytest.mark.slow
@@ -46,3 +48,87 @@ def test_fit_then_test_writes_every_artifact(model, synthetic_root, tmp_path):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/acc"} <= scalars
+
+
+@pytest.mark.slow
+def test_cnn1_learns_the_synthetic_classes_well_above_chance(synthetic_root, tmp_path):
+    overrides = fast_overrides("cnn1", synthetic_root, "trainer.max_epochs=8")
+    summary = run(compose_config(overrides, tmp_path))
+    assert summary["test_acc"] >= 0.6, summary["metrics"]  # chance is 1/7
+    assert summary["train_acc"] >= 0.6
+    assert len(summary["history"]) == 8
+    assert summary["history"][-1]["train/loss_epoch"] < summary["history"][0]["train/loss_epoch"]
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_accuracies(synthetic_root, tmp_path):
+    overrides = fast_overrides(
+        "cnn1", synthetic_root, "trainer=cpu", "trainer.max_epochs=2", "seed=7"
+    )
+    first = run(compose_config(overrides, tmp_path / "a"))
+    second = run(compose_config(overrides, tmp_path / "b"))
+    assert first["metrics"] == second["metrics"]
+    assert first["train_acc"] == second["train_acc"]
+
+
+@pytest.mark.slow
+def test_cli_run_writes_into_its_hydra_run_dir(synthetic_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mer_lightning",
+            *fast_overrides("cnn1", synthetic_root),
+            "print_config=true",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "config" in result.stdout and "_target_: mer_lightning.models.cnn.BlockCNN" in result.stdout
+    )
+    assert (run_dir / "metrics.json").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_cli_missing_dataset_prints_the_fix_without_traceback(tmp_path):
+    missing = tmp_path / "absent"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mer_lightning",
+            f"data.root={missing}",
+            "print_config=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert f"data.root={missing} does not exist" in " ".join(output.split())
+    assert "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_short_epoch_on_the_real_dataset(real_root, tmp_path):
+    overrides = [
+        "model=cnn1",
+        f"data.root={real_root}",
+        *FAST_RUN,
+        *FAST_MODEL["cnn1"],
+        "data.image_size=80",
+        "trainer.limit_train_batches=10",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_predict_batches=2",
+    ]
+    summary = run(compose_config(overrides, tmp_path))
+    assert summary["classes"] == list(CLASSES)
+    assert summary["train_images_seen"] == 10 * 16
+    assert sum(row["support"] for row in summary["per_class"].values()) == 1860
+    assert summary["per_class"]["fear"]["support"] == 120

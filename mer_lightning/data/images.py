@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2 import functional as F
 
 from mer_lightning.errors import UserError
 
@@ -28,10 +28,11 @@ class DecodedImages:
 
 def read_image(path: Path, image_size: int) -> torch.Tensor:
     """One image file as an RGB uint8 (3, S, S) tensor; any readable mode or size is converted."""
-    image = decode_image(str(path), mode=ImageReadMode.RGB)
-    if image.shape[-2:] != (image_size, image_size):
-        image = F.resize(image, [image_size, image_size], antialias=True)
-    return image
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
 
 
 def decode_split(
@@ -48,7 +49,7 @@ def decode_split(
         for path in files[name]:
             try:
                 images.append(read_image(path, image_size))
-            except (RuntimeError, ValueError) as error:
+            except (OSError, UnidentifiedImageError, ValueError) as error:
                 if on_bad_file == "raise":
                     raise UserError(
                         f"cannot read image {path} ({error}); remove or replace the file, "
