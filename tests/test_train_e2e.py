@@ -8,7 +8,8 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mer_lightning.train import run
+from mer_lightning.errors import UserError
+from mer_lightning.train import build, run
 from tests.helpers import CLASSES, FAST_MODEL, FAST_RUN, compose_config, fast_overrides
 
 
@@ -48,6 +49,8 @@ def test_fit_then_test_writes_every_artifact(model, synthetic_root, tmp_path):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/acc"} <= scalars
+    assert "test/confusion_matrix" in events.Tags()["images"]
+    assert events.PluginTagToContent("hparams")  # the config, with the headline test metrics
 
 
 @pytest.mark.slow
@@ -132,3 +135,28 @@ def test_short_epoch_on_the_real_dataset(real_root, tmp_path):
     assert summary["train_images_seen"] == 10 * 16
     assert sum(row["support"] for row in summary["per_class"].values()) == 1860
     assert summary["per_class"]["fear"]["support"] == 120
+
+
+@pytest.mark.slow
+def test_balanced_class_weights_and_a_scheduler_partial(synthetic_root, tmp_path):
+    scheduler = "{_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:1,gamma:0.5}"
+    overrides = fast_overrides(
+        "cnn1",
+        synthetic_root,
+        "module.class_weights=balanced",
+        f"module.scheduler={scheduler}",
+        "trainer.max_epochs=2",
+    )
+    cfg = compose_config(overrides, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    assert module.loss.weight.tolist() == pytest.approx([1.0] * 7)  # the synthetic set is balanced
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
+
+
+def test_class_weights_list_must_match_the_classes(synthetic_root, tmp_path):
+    cfg = compose_config(
+        fast_overrides("cnn1", synthetic_root, "module.class_weights=[1,2]"), tmp_path
+    )
+    with pytest.raises(UserError, match="module.class_weights has 2 values"):
+        build(cfg)
