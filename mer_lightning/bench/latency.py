@@ -1,0 +1,179 @@
+"""`python -m mer_lightning.bench.latency`: single-image prediction latency of each model.
+
+One call of the predict pipeline (Haar face detection, crop, enhancement, resize, forward
+pass) on one photo, timed 100 times per model after a warm-up; the median is the headline.
+Nets are built from conf/model/*.yaml with random weights: latency does not depend on them.
+The photo is a real dataset face, upscaled and padded so that the cascade finds it, or a
+synthetic image when the dataset is absent (then no face is found and the whole image is
+classified, as the table says).
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from rich.console import Console
+from rich.table import Table
+
+from mer_lightning.checkpoint import LoadedModel
+from mer_lightning.config import CONFIG_DIR
+from mer_lightning.models import build_net, net_config
+from mer_lightning.predict.faces import FaceDetector, enhance, to_model_input
+from mer_lightning.predict.pipeline import FacePredictor
+
+MODELS = ("cnn1", "cnn2", "resnet18")
+CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+UPSCALE, BORDER = 4, 80  # an 80x80 dataset face becomes a 480x480 photo with context around it
+ENHANCE = {"enabled": True, "method": "equalize"}  # the predict command's default
+
+
+def compose_train_config(overrides: list[str]):
+    """conf/train.yaml composed as `python -m mer_lightning` would, without a run."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def random_model(name: str, image_size: int) -> LoadedModel:
+    """The net of conf/model/<name>.yaml with random weights, in eval mode."""
+    cfg = compose_train_config([f"model={name}", f"data.image_size={image_size}"])
+    arch = net_config(cfg.model, len(CLASSES))
+    return LoadedModel(
+        net=build_net(arch).eval(),
+        class_names=list(CLASSES),
+        image_size=image_size,
+        mean=tuple(cfg.data.mean),
+        std=tuple(cfg.data.std),
+        arch=arch,
+    )
+
+
+def bench_photo(image: str | None) -> tuple[np.ndarray, str]:
+    """The photo to time: a given file, else an upscaled dataset face, else a synthetic one."""
+    if image is not None:
+        photo = cv2.imread(image)
+        if photo is None:
+            raise SystemExit(f"--image {image} is not an image OpenCV can read")
+        return photo, image
+    root = Path(str(compose_train_config([]).data.root)).expanduser()
+    faces = sorted((root / "test").glob("*/*.jpg"))
+    if faces:
+        face = cv2.imread(str(faces[0]))
+        big = cv2.resize(face, None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC)
+        padded = cv2.copyMakeBorder(big, *(BORDER,) * 4, cv2.BORDER_REPLICATE)
+        return padded, f"{faces[0]} upscaled x{UPSCALE} with a {BORDER}px border"
+    side = 80 * UPSCALE + 2 * BORDER
+    gradient = np.linspace(0, 255, side, dtype=np.float32)
+    synthetic = np.stack([np.add.outer(gradient, gradient) / 2] * 3, axis=-1).astype(np.uint8)
+    return synthetic, f"synthetic {side}x{side} gradient (dataset not found at {root})"
+
+
+def timed_ms(call: Callable[[], Any], runs: int, warmup: int) -> list[float]:
+    """Wall time of each of `runs` calls in milliseconds, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def measure(name: str, photo: np.ndarray, runs: int, warmup: int, image_size: int) -> dict:
+    """Median (and p90) latency of the whole pipeline, and of detection and forward alone."""
+    model = random_model(name, image_size)
+    detector = FaceDetector()
+    predictor = FacePredictor(model, detector, margin=0.2, enhance_settings=ENHANCE)
+    boxes = detector.detect(photo)
+    crop = boxes[0].expand(0.2, photo.shape).crop(photo) if boxes else photo
+    batch = to_model_input([enhance(crop, ENHANCE)], image_size)
+    total = timed_ms(lambda: predictor.predict(photo, "bench"), runs, warmup)
+    return {
+        "model": name,
+        "parameters": sum(p.numel() for p in model.net.parameters()),
+        "faces_found": len(boxes),
+        "median_ms": statistics.median(total),
+        "p90_ms": float(np.percentile(total, 90)),
+        "detect_median_ms": statistics.median(
+            timed_ms(lambda: detector.detect(photo), runs, warmup)
+        ),
+        "forward_median_ms": statistics.median(
+            timed_ms(lambda: model.predict_proba(batch), runs, warmup)
+        ),
+    }
+
+
+def print_table(results: list[dict], photo_note: str, runs: int) -> None:
+    """The results as a rich table."""
+    table = Table(title=f"Single-image prediction latency (median of {runs} runs, CPU)")
+    for column in ("model", "parameters", "faces", "total ms", "p90 ms", "detect ms", "forward ms"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in results:
+        table.add_row(
+            row["model"],
+            f"{row['parameters']:,}",
+            str(row["faces_found"]),
+            f"{row['median_ms']:.2f}",
+            f"{row['p90_ms']:.2f}",
+            f"{row['detect_median_ms']:.2f}",
+            f"{row['forward_median_ms']:.2f}",
+        )
+    table.caption = (
+        f"photo: {photo_note}; total = detect + crop + enhance + resize + forward; "
+        f"torch threads: {torch.get_num_threads()}"
+    )
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Measure every model, print the table and write the JSON; returns the JSON payload."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per model")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing")
+    parser.add_argument("--image-size", type=int, default=80, help="model input side")
+    parser.add_argument("--image", default=None, help="photo to time (default: dataset face)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
+    args = parser.parse_args(argv)
+
+    photo, photo_note = bench_photo(args.image)
+    with torch.inference_mode():
+        results = [
+            measure(name, photo, args.runs, args.warmup, args.image_size) for name in args.models
+        ]
+    print_table(results, photo_note, args.runs)
+    payload = {
+        "benchmark": "single-image prediction latency, face detection included",
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "image_size": args.image_size,
+        "photo": photo_note,
+        "photo_shape": list(photo.shape),
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    Console().print(f"written {args.out}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Load a training checkpoint into a ready-to-use net, without executing pickled code.
+
+A Lightning checkpoint of `EmotionClassifier` carries everything prediction and export
+need in `hyper_parameters`: the net's constructor config (`arch`), the class names and the
+preprocessing (image size, mean, std). So the checkpoint file alone rebuilds the model.
+"""
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mer_lightning.errors import UserError
+from mer_lightning.models import build_net
+
+# Only nets of this package may be built from a checkpoint's `arch`: Hydra would otherwise
+# call whatever `_target_` a crafted checkpoint names, which is code execution by another road.
+ARCH_PACKAGE = "mer_lightning.models."
+REQUIRED_HPARAMS = ("class_names", "image_size", "mean", "std", "arch")
+NET_PREFIX = "net."
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A net in eval mode plus the preprocessing its checkpoint was trained with."""
+
+    net: nn.Module
+    class_names: list[str]
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    arch: dict[str, Any]
+    path: Path | None = None  # the checkpoint it came from; None for a net built in memory
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB (N, 3, S, S) -> the float input the net was trained on."""
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (images.float() / 255.0 - mean) / std
+
+    @torch.inference_mode()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes) for uint8 RGB images (N, 3, S, S)."""
+        return self.net(self.normalize(images)).softmax(dim=1)
+
+
+def load_checkpoint(path: str | Path) -> LoadedModel:
+    """Read a mer_lightning .ckpt with `weights_only=True` and rebuild its net on the CPU."""
+    path = Path(path).expanduser()
+    checkpoint = _read(path)
+    hparams = checkpoint.get("hyper_parameters")
+    state = checkpoint.get("state_dict")
+    if not isinstance(hparams, dict) or not isinstance(state, dict):
+        raise UserError(_not_ours(path, "it has no hyper_parameters or state_dict"))
+    missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
+    if missing:
+        raise UserError(_not_ours(path, f"its hyper_parameters lack {missing}"))
+    arch = dict(hparams["arch"])
+    if not str(arch.get("_target_", "")).startswith(ARCH_PACKAGE):
+        raise UserError(
+            _not_ours(
+                path, f"its arch._target_={arch.get('_target_')!r} is not a net of {ARCH_PACKAGE}"
+            )
+        )
+    net = build_net(arch)
+    net.load_state_dict(
+        {
+            key.removeprefix(NET_PREFIX): value
+            for key, value in state.items()
+            if key.startswith(NET_PREFIX)
+        }
+    )
+    return LoadedModel(
+        net=net.eval(),
+        class_names=list(hparams["class_names"]),
+        image_size=int(hparams["image_size"]),
+        mean=tuple(float(v) for v in hparams["mean"]),
+        std=tuple(float(v) for v in hparams["std"]),
+        arch=arch,
+        path=path,
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True, turning every failure into a UserError."""
+    if not path.is_file():
+        raise UserError(
+            f"checkpoint {path} does not exist; pass ckpt=PATH to a .ckpt file of a training "
+            "run (outputs/runs/<date>/<time>/checkpoints/, named in its metrics.json)"
+        )
+    if not zipfile.is_zipfile(path):  # torch.save (and so Lightning) writes zip archives
+        raise UserError(
+            f"checkpoint {path} is not a readable PyTorch file (not the zip archive torch.save "
+            "writes); it may be truncated or another kind of file: pass ckpt=PATH to a .ckpt "
+            "file of a training run"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"checkpoint {path} holds pickled Python objects that weights_only loading refuses "
+            f"to execute ({_unpickler_reason(error)}); use a checkpoint written by "
+            "`python -m mer_lightning` training, which loads safely"
+        ) from error
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
+        raise UserError(
+            f"checkpoint {path} is not a readable PyTorch file ({error}); it may be truncated: "
+            "pass ckpt=PATH to a .ckpt file of a training run"
+        ) from error
+    if not isinstance(checkpoint, dict):
+        raise UserError(_not_ours(path, f"it holds a {type(checkpoint).__name__}, not a dict"))
+    return checkpoint
+
+
+def _unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """The one line of torch's long weights_only message that names what was refused."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    reason = next((line for line in lines if line.startswith("WeightsUnpickler error")), "")
+    return reason.split(". Please use")[0] or lines[0]
+
+
+def _not_ours(path: Path, reason: str) -> str:
+    return (
+        f"{path} is not a mer_lightning checkpoint ({reason}); pass ckpt=PATH to a .ckpt "
+        "file written by `python -m mer_lightning` training"
+    )

@@ -1,0 +1,175 @@
+"""`python -m mer_lightning.export ckpt=PATH format=onnx|torchscript`: the net for other runtimes.
+
+The exported model is the bare net: it takes normalised float32 RGB images (N, 3, S, S)
+and returns class logits. The preprocessing it expects (image size, mean, std, class
+order) is written beside it as preprocessing.json and embedded in the file itself (ONNX
+metadata `mer_lightning.preprocessing`; TorchScript extra file `preprocessing.json`).
+"""
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from mer_lightning.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.config import CONFIG_DIR
+from mer_lightning.console import print_user_error
+from mer_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+METADATA_KEY = "mer_lightning.preprocessing"
+CHECK_BATCH = 4
+
+
+def preprocessing(model: LoadedModel) -> dict[str, Any]:
+    """What a runtime must do to an image before the exported net sees it."""
+    size = model.image_size
+    return {
+        "input": f"float32 tensor named '{INPUT_NAME}', shape (N, 3, {size}, {size}), NCHW",
+        "steps": [
+            "crop the face (Haar cascade box grown by a margin) or take the whole image",
+            "optionally enhance its contrast as `python -m mer_lightning.predict` does",
+            f"resize to {size}x{size}, channels in RGB order",
+            "scale pixels to [0, 1] (divide by 255)",
+            "subtract mean and divide by std, per channel",
+        ],
+        "image_size": size,
+        "color_order": "RGB",
+        "mean": list(model.mean),
+        "std": list(model.std),
+        "output": f"'{OUTPUT_NAME}' (N, {len(model.class_names)}): logits in class_names order; "
+        "softmax gives probabilities",
+        "class_names": model.class_names,
+        "arch": model.arch,
+    }
+
+
+def export_onnx(model: LoadedModel, path: Path, opset: int) -> None:
+    """ONNX with a dynamic batch axis and the preprocessing in its metadata."""
+    import onnx
+
+    example = torch.zeros(1, 3, model.image_size, model.image_size)
+    with warnings.catch_warnings():
+        # torch's newer exporter needs onnxscript; the TorchScript-based one, deprecated but
+        # exact for these plain nets, needs only onnx.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(
+            model.net,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    exported = onnx.load(str(path))
+    onnx.helper.set_model_props(exported, {METADATA_KEY: json.dumps(preprocessing(model))})
+    onnx.checker.check_model(exported)
+    onnx.save(exported, str(path))
+
+
+def export_torchscript(model: LoadedModel, path: Path) -> None:
+    """A traced TorchScript module with preprocessing.json as an extra file."""
+    example = torch.zeros(1, 3, model.image_size, model.image_size)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+        traced = torch.jit.trace(model.net, example)
+        torch.jit.save(
+            traced, str(path), _extra_files={"preprocessing.json": json.dumps(preprocessing(model))}
+        )
+
+
+def run_exported(path: Path, batch: torch.Tensor) -> torch.Tensor:
+    """Logits of an exported model (by its suffix) on a normalised batch, on its own runtime."""
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.inference_mode():
+        return loaded(batch)
+
+
+def export(model: LoadedModel, fmt: str, out_dir: Path, opset: int = 17) -> Path:
+    """Write the model in `fmt` plus preprocessing.json into `out_dir`; returns the model file."""
+    if fmt not in FORMATS:
+        raise UserError(f"format={fmt} is not one of {list(FORMATS)}; e.g. format=onnx")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / FORMATS[fmt]
+    if fmt == "onnx":
+        try:
+            export_onnx(model, path, opset)
+        except ImportError as error:
+            raise UserError(
+                f"format=onnx needs the onnx package ({error}); pip install -e '.[export]'"
+            ) from error
+    else:
+        export_torchscript(model, path)
+    (out_dir / "preprocessing.json").write_text(json.dumps(preprocessing(model), indent=2) + "\n")
+    return path
+
+
+def check(model: LoadedModel, path: Path, tolerance: float, seed: int = 0) -> float:
+    """Largest |logit difference| between PyTorch and the exported model on a random batch."""
+    generator = torch.Generator().manual_seed(seed)
+    size = model.image_size
+    images = torch.randint(0, 256, (CHECK_BATCH, 3, size, size), generator=generator)
+    batch = model.normalize(images.to(torch.uint8))
+    with torch.inference_mode():
+        expected = model.net(batch)
+    try:
+        difference = float((run_exported(path, batch) - expected).abs().max())
+    except ImportError as error:
+        raise UserError(
+            f"checking {path} needs onnxruntime ({error}); pip install -e '.[export]', "
+            "or skip the check with check=false"
+        ) from error
+    if difference > tolerance:
+        raise UserError(
+            f"{path} differs from the PyTorch model by {difference:.3g} > tolerance={tolerance}; "
+            "try another opset (opset=18) or format=torchscript"
+        )
+    return difference
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Export cfg.ckpt in cfg.format into the run dir, then check it against PyTorch."""
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise UserError("ckpt is required: python -m mer_lightning.export ckpt=PATH format=onnx")
+    model = load_checkpoint(cfg.ckpt)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    path = export(model, str(cfg.format), out_dir, int(cfg.opset))
+    summary: dict[str, Any] = {"model": str(path), "format": str(cfg.format)}
+    if cfg.check:
+        summary["max_abs_difference"] = check(model, path, float(cfg.tolerance))
+    log.info("exported %s to %s (%s)", model.path, path, summary)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    """The command-line entry: a user mistake prints one line and exits with status 2."""
+    try:
+        run(cfg)
+    except UserError as error:
+        print_user_error(str(error))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests of prediction, export and the latency benchmark."""

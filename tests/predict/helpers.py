@@ -1,0 +1,43 @@
+"""Helpers for the predict and export tests: compose their root configs, make test photos."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from mer_lightning.config import CONFIG_DIR
+
+
+def compose_task(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose conf/<config_name>.yaml as its `python -m` entry would, run dir set to output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def upscaled_face(path: Path, scale: int = 4, border: int = 80) -> np.ndarray:
+    """A dataset face (a tight 80x80 crop) made into a photo the Haar cascade can search:
+    enlarged, with `border` pixels of context around it. The face spans
+    (border, border) to (border + 80 * scale) on both axes."""
+    face = cv2.imread(str(path))
+    big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE)
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x, y, width, height) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter_w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    inter_h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = inter_w * inter_h
+    return inter / (aw * ah + bw * bh - inter)

@@ -1,0 +1,23 @@
+"""The latency benchmark measures the full pipeline and writes its JSON."""
+
+import json
+
+import pytest
+
+from mer_lightning.bench import latency
+
+
+@pytest.mark.slow
+def test_latency_benchmark_times_each_model_with_face_detection(tmp_path, capsys):
+    out = tmp_path / "latency.json"
+    args = ["--models", "cnn1", "cnn2", "--runs", "3", "--warmup", "1", "--image-size", "32"]
+
+    payload = latency.main([*args, "--out", str(out)])
+
+    assert json.loads(out.read_text()) == payload
+    assert [row["model"] for row in payload["results"]] == ["cnn1", "cnn2"]
+    for row in payload["results"]:
+        assert 0 < row["detect_median_ms"] < row["median_ms"] <= row["p90_ms"]
+        assert row["forward_median_ms"] > 0 and row["parameters"] > 0
+    assert payload["runs"] == 3 and payload["photo_shape"][:2] == [480, 480]
+    assert "Single-image prediction latency" in capsys.readouterr().out
