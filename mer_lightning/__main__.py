@@ -1,25 +1,81 @@
-"""`python -m mer_lightning [overrides]`: fit, then test, one run per Hydra job."""
+"""`python -m mer_lightning [overrides]`: fit, then test, one run per Hydra job.
 
+In a multirun (`-m`, or `experiment=compare`) a job that raises is written down
+(`failure.json` in its job dir) and returns, so that the other jobs still run and the
+comparison report at the end lists it as failed. A single run fails the process: a user
+mistake with a clean message and exit status 2, anything else with its traceback.
+"""
+
+import logging
 import sys
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mer_lightning.config import CONFIG_DIR
 from mer_lightning.console import print_user_error
 from mer_lightning.errors import UserError
+from mer_lightning.failures import write_failure
+
+log = logging.getLogger(__name__)
+# Strategies whose extra processes Lightning starts by re-running the command line.
+RELAUNCHING_STRATEGIES = (
+    "ddp",
+    "ddp_find_unused_parameters_true",
+    "ddp_find_unused_parameters_false",
+)
+
+
+def check_no_relaunch_in_multirun(cfg: DictConfig) -> None:
+    """Refuse local DDP inside a multirun: each extra process would re-run the whole sweep.
+
+    Lightning starts DDP processes 2..N by re-running `sys.argv`, which in a multirun is the
+    sweep itself. Under SLURM (or torchrun) the processes exist already and nothing is re-run.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    trainer = cfg.trainer
+    if str(trainer.get("strategy")) not in RELAUNCHING_STRATEGIES or trainer.get("devices") == 1:
+        return
+    if SLURMEnvironment.detect() or TorchElasticEnvironment.detect():
+        return
+    raise UserError(
+        f"trainer.strategy={trainer.strategy} in a local multirun: Lightning would start the "
+        "extra DDP processes by re-running the whole sweep. Run DDP experiments one at a time "
+        "(without -m), or sweep on SLURM with hydra/launcher=slurm, where SLURM starts them"
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Run the train task; returns the monitored metric for Hydra sweepers."""
+    import torch
+
     from mer_lightning.train import run
 
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # joblib's workers get OMP_NUM_THREADS = cores // n_jobs, which torch follows.
+    log.info("torch threads at job start: %d", torch.get_num_threads())
     try:
+        if multirun:
+            check_no_relaunch_in_multirun(cfg)
         summary = run(cfg)
-    except UserError as error:
-        print_user_error(str(error))
-        sys.exit(2)
+    except Exception as error:
+        if not multirun:
+            if isinstance(error, UserError):
+                print_user_error(str(error))
+                sys.exit(2)
+            raise
+        record = write_failure(Path(hydra_cfg.runtime.output_dir), error)
+        if isinstance(error, UserError):
+            print_user_error(str(error))
+        else:
+            log.error("job %s failed:\n%s", hydra_cfg.job.num, record["traceback"])
+        return None
     return summary["metrics"].get(cfg.monitor.metric)
 
 

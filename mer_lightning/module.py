@@ -80,7 +80,9 @@ class EmotionClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         images, labels = batch
         logits = self(images)
-        self.log("val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True)
+        self.log(
+            "val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True
+        )
         self.val_metrics.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
@@ -92,7 +94,7 @@ class EmotionClassifier(L.LightningModule):
     def test_step(self, batch, batch_idx):
         images, labels = batch
         logits = self(images)
-        self.log("test/loss", self.loss(logits, labels), on_epoch=True)
+        self.log("test/loss", self.loss(logits, labels), on_epoch=True, sync_dist=True)
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
 

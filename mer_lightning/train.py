@@ -83,7 +83,12 @@ def train_accuracy(trainer: L.Trainer, module, datamodule, ckpt_path) -> float:
     )
     preds = torch.cat([p for p, _ in outputs])
     labels = torch.cat([y for _, y in outputs])
-    return float(multiclass_accuracy(preds, labels, datamodule.num_classes, average="micro"))
+    if trainer.world_size == 1:
+        return float(multiclass_accuracy(preds, labels, datamodule.num_classes, average="micro"))
+    # DDP: each process predicted its own shard (unrepeated); add up the counts of all of them.
+    counts = torch.tensor([(preds == labels).sum(), labels.numel()], device=module.device)
+    correct, total = trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+    return correct / total
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

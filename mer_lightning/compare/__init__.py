@@ -1,0 +1,70 @@
+"""The model comparison of a multirun: the paper's Table 1 and more.
+
+`build_report(DIR)` reads the job dirs of a multirun dir and writes into it
+- comparison.md: one column per model (per swept setting), rows Train, Test, Generation
+  order, fit seconds, images/s, parameters, macro and per-class F1, then the failed jobs;
+- comparison.csv: one row per job with every override and every metric;
+- comparison.png: test (and train) accuracy against fit seconds, one point per model;
+and prints the table. The Hydra callback calls it when a sweep ends;
+`python -m mer_lightning.compare DIR` calls it on any multirun dir later.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from rich.console import Console
+
+from mer_lightning.compare.jobs import Job, read_jobs
+from mer_lightning.compare.plot import comparison_figure
+from mer_lightning.compare.summary import Group, class_names, group_jobs
+from mer_lightning.compare.table import markdown, print_tables, write_csv
+from mer_lightning.errors import UserError
+
+REPORT_FILES = ("comparison.md", "comparison.csv", "comparison.png")
+
+
+@dataclass
+class Comparison:
+    """What the report shows: every job, grouped into table columns."""
+
+    sweep_dir: Path
+    jobs: list[Job]
+    groups: list[Group]
+    classes: list[str]
+
+    @property
+    def failed(self) -> list[Job]:
+        return [job for job in self.jobs if not job.completed]
+
+
+def compare(sweep_dir: Path) -> Comparison:
+    """Read and group the jobs of a multirun dir."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise UserError(
+            f"{sweep_dir} is not a directory; give a multirun dir (outputs/multirun/...)"
+        )
+    jobs = read_jobs(sweep_dir)
+    if not jobs:
+        raise UserError(
+            f"no Hydra jobs in {sweep_dir}: no */.hydra/overrides.yaml below it; give the dir "
+            "of a multirun (hydra.sweep.dir, e.g. outputs/multirun/<date>/<time>)"
+        )
+    return Comparison(sweep_dir, jobs, group_jobs(jobs), class_names(jobs))
+
+
+def build_report(sweep_dir: Path, console: Console | None = None) -> Comparison:
+    """Write comparison.{md,csv,png} into `sweep_dir`, print the table, return the data."""
+    result = compare(sweep_dir)
+    title = result.sweep_dir.resolve().name
+    md, csv, png = (result.sweep_dir / name for name in REPORT_FILES)
+    md.write_text(markdown(title, result.groups, result.classes, result.jobs))
+    write_csv(csv, result.groups)
+    figure = comparison_figure(result.groups, f"Model comparison: {title}")
+    figure.savefig(png, dpi=120)
+    plt.close(figure)
+    console = console or Console()
+    print_tables(console, title, result.groups, result.classes, result.jobs)
+    console.print(f"report: {md}, {csv.name}, {png.name}", highlight=False)
+    return result

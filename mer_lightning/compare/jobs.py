@@ -1,0 +1,88 @@
+"""Read the jobs of a multirun dir from the files they left behind.
+
+Only files are read (never in-memory state), so that the report is the same whether it is
+built by the Hydra callback at the end of the sweep or later by `python -m
+mer_lightning.compare DIR`, on this machine or on a copy of a cluster's multirun dir.
+Per job dir: `.hydra/overrides.yaml` and `.hydra/hydra.yaml` (Hydra), `metrics.json` (a
+completed run) or `failure.json` (a run that raised); per multirun dir:
+`failed_to_compose.json` (jobs whose config did not compose).
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from mer_lightning.failures import FAILURE_FILE, read_compose_failures
+
+COMPLETED, FAILED, NO_RESULT = "completed", "failed", "no result"
+NO_RESULT_ERROR = "no metrics.json and no failure.json: still running, or killed (time, memory)"
+
+
+@dataclass
+class Job:
+    """One sweep point: where it ran, what it overrode, how it ended, what it measured."""
+
+    num: int | None  # hydra.job.num; None for a job whose config did not compose
+    dir: Path | None  # the job dir; None when Hydra never made one
+    overrides: dict[str, str]  # override key -> value, as given on the command line
+    status: str  # COMPLETED, FAILED or NO_RESULT
+    error: str | None = None  # first line of the error of a failed job
+    model: str | None = None  # model.name of the job's config
+    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json; {} if none
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED
+
+
+def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
+    """`["model=cnn1", "seed=2"]` -> `{"model": "cnn1", "seed": "2"}`, parsed by Hydra."""
+    parsed = OverridesParser.create().parse_overrides(list(lines))
+    return {o.key_or_group: "" if o.is_delete() else o.get_value_element_as_str() for o in parsed}
+
+
+def _load_yaml(path: Path):
+    """A YAML file of Hydra's as an (unresolved) OmegaConf node; empty when absent."""
+    return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
+
+
+def read_job(job_dir: Path) -> Job:
+    """The job whose Hydra output dir is `job_dir`."""
+    hydra_dir = job_dir / ".hydra"
+    overrides = parse_overrides(OmegaConf.load(hydra_dir / "overrides.yaml"))
+    num = OmegaConf.select(_load_yaml(hydra_dir / "hydra.yaml"), "hydra.job.num", default=None)
+    config = _load_yaml(hydra_dir / "config.yaml")
+    job = Job(
+        num=None if num is None else int(num),
+        dir=job_dir,
+        overrides=overrides,
+        status=NO_RESULT,
+        error=NO_RESULT_ERROR,
+        model=OmegaConf.select(config, "model.name", default=overrides.get("model")),
+    )
+    if (job_dir / FAILURE_FILE).is_file():
+        job.status = FAILED
+        job.error = json.loads((job_dir / FAILURE_FILE).read_text())["error"]
+    elif (job_dir / "metrics.json").is_file():
+        job.status, job.error = COMPLETED, None
+        job.metrics = json.loads((job_dir / "metrics.json").read_text())
+        job.model = job.metrics.get("model", job.model)
+    return job
+
+
+def read_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job of a multirun dir, in job order; uncomposable jobs come last."""
+    job_dirs = sorted({path.parent.parent for path in sweep_dir.rglob(".hydra/overrides.yaml")})
+    jobs = [read_job(job_dir) for job_dir in job_dirs]
+    jobs.sort(key=lambda job: (job.num is None, job.num or 0, str(job.dir)))
+    for record in read_compose_failures(sweep_dir):
+        overrides = parse_overrides(record["overrides"])
+        jobs.append(
+            Job(None, None, overrides, FAILED, record["error"], model=overrides.get("model"))
+        )
+    return jobs

@@ -1,0 +1,99 @@
+"""Group the jobs of a sweep by model (and any other swept setting) and summarise them.
+
+Seeds are what a group averages over: jobs that differ only in `seed` form one group, whose
+numbers are mean ± std over its completed jobs. "Generation order" is the paper's ranking
+of the models by training time: 1 = the model whose fit finished first (fewest seconds).
+"""
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mer_lightning.compare.jobs import Job
+
+SEED_KEY = "seed"
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation of one number over a group's runs."""
+
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float | None:
+        """None with fewer than two runs: there is no spread to show."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    def format(self, spec: str, scale: float = 1.0) -> str:
+        """`82.53 ± 0.41`, or just the mean for a single run."""
+        text = format(self.mean * scale, spec)
+        return text if self.std is None else f"{text} ± {format(self.std * scale, spec)}"
+
+
+def metric(metrics: dict[str, Any], name: str) -> float | None:
+    """A number from metrics.json: a top-level key (`test_acc`) or a logged one (`test/f1/fear`)."""
+    value = metrics.get(name, metrics.get("metrics", {}).get(name))
+    return None if value is None else float(value)
+
+
+@dataclass
+class Group:
+    """The jobs that share every override but the seed: one column of the table."""
+
+    label: str
+    jobs: list[Job]
+    generation_order: int | None = None  # rank of mean fit seconds; None if nothing completed
+
+    @property
+    def completed(self) -> list[Job]:
+        return [job for job in self.jobs if job.completed]
+
+    def stat(self, name: str) -> Stat | None:
+        """`metric(name)` over the completed jobs; None when no job has it."""
+        values = [metric(job.metrics, name) for job in self.completed]
+        values = [value for value in values if value is not None]
+        return Stat(values) if values else None
+
+
+def varying_keys(jobs: Sequence[Job]) -> list[str]:
+    """Override keys whose value is not the same in every job (in first-seen order)."""
+    keys = list(dict.fromkeys(key for job in jobs for key in job.overrides))
+    return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
+
+
+def group_jobs(jobs: Sequence[Job]) -> list[Group]:
+    """Groups in order of first appearance, labelled by model and the other swept values."""
+    swept = [key for key in varying_keys(jobs) if key != SEED_KEY]
+    groups: dict[tuple, Group] = {}
+    for job in jobs:
+        key = tuple((name, job.overrides.get(name)) for name in swept)
+        if key not in groups:
+            extra = [f"{name}={value}" for name, value in key if name != "model" and value]
+            groups[key] = Group(" ".join([job.model or "?", *extra]), [])
+        groups[key].jobs.append(job)
+    result = list(groups.values())
+    labels = [group.label for group in result]
+    for group, key in zip(result, groups, strict=True):
+        if labels.count(group.label) > 1:  # e.g. model=cnn1 and model=my_cnn1 (name: cnn1)
+            group.label = " ".join(f"{name}={value}" for name, value in key if value)
+    rank_by_fit_seconds(result)
+    return result
+
+
+def rank_by_fit_seconds(groups: Sequence[Group]) -> None:
+    """Set generation_order: 1 for the smallest mean fit seconds, ties broken by label."""
+    timed = [(group.stat("fit_seconds"), group) for group in groups]
+    ranked = sorted(((s.mean, g.label, g) for s, g in timed if s is not None), key=lambda t: t[:2])
+    for rank, (_, _, group) in enumerate(ranked, start=1):
+        group.generation_order = rank
+
+
+def class_names(jobs: Sequence[Job]) -> list[str]:
+    """The classes of the completed jobs, in their order."""
+    return list(dict.fromkeys(name for job in jobs for name in job.metrics.get("classes", [])))

@@ -1,0 +1,151 @@
+"""The comparison as rows of text, rendered as Markdown, CSV and a rich table.
+
+Rows follow the paper's Table 1 (Train, Test, Generation order; one column per model), then
+what the paper did not report: fit seconds, training throughput, parameters, macro and
+per-class F1 on the test split.
+"""
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from mer_lightning.compare.jobs import Job
+from mer_lightning.compare.summary import Group, metric, varying_keys
+
+NOTE = (
+    "Train and Test are accuracies in %. With several runs per model (seeds), numbers are "
+    "mean ± sample std. Generation order ranks the models by fit seconds "
+    "(1 = finished training first)."
+)
+JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
+    "model",
+    "seed",
+    "epochs",
+    "parameters",
+    "fit_seconds",
+    "train_images_per_second",
+    "train_images_seen",
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "test_f1_macro",
+    "best_checkpoint",
+)
+
+
+def _cell(group: Group, name: str, spec: str, scale: float = 1.0, spread: bool = True) -> str:
+    stat = group.stat(name)
+    if stat is None:
+        return "—"
+    return stat.format(spec, scale) if spread else format(stat.mean * scale, spec)
+
+
+def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """(row name, one cell per group) for every row of the comparison table."""
+    rows = [
+        ("Train", [_cell(g, "train_acc", ".2f", 100) for g in groups]),
+        ("Test", [_cell(g, "test_acc", ".2f", 100) for g in groups]),
+        ("Generation order", [str(g.generation_order or "—") for g in groups]),
+        ("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups]),
+        ("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
+        ("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
+        ("Macro F1", [_cell(g, "test_f1_macro", ".3f") for g in groups]),
+    ]
+    rows += [
+        (f"F1 {name}", [_cell(g, f"test/f1/{name}", ".3f") for g in groups]) for name in classes
+    ]
+    rows.append(("Runs", [_runs(g) for g in groups]))
+    return rows
+
+
+def _runs(group: Group) -> str:
+    done, total = len(group.completed), len(group.jobs)
+    return str(done) if done == total else f"{done} of {total}"
+
+
+def failed_jobs(jobs: Sequence[Job]) -> list[tuple[str, str, str]]:
+    """(job number, swept overrides, first line of the error) of every job without results."""
+    keys = varying_keys(jobs)
+    return [
+        (
+            "—" if job.num is None else str(job.num),
+            " ".join(f"{k}={job.overrides[k]}" for k in keys if k in job.overrides) or "—",
+            job.error or job.status,
+        )
+        for job in jobs
+        if not job.completed
+    ]
+
+
+def markdown(title: str, groups, classes, jobs) -> str:
+    """comparison.md: the table, a note on how to read it, and the failed jobs."""
+    done = sum(job.completed for job in jobs)
+    lines = [f"# Model comparison: {title}", "", f"{len(jobs)} jobs, {done} completed.", ""]
+    lines.append("| | " + " | ".join(_md(g.label) for g in groups) + " |")
+    lines.append("|---|" + "---:|" * len(groups))
+    lines += [
+        f"| {name} | " + " | ".join(cells) + " |" for name, cells in table_rows(groups, classes)
+    ]
+    lines += ["", NOTE, ""]
+    failed = failed_jobs(jobs)
+    if failed:
+        lines += ["## Failed jobs", "", "| job | overrides | error |", "|---|---|---|"]
+        lines += [f"| {num} | {_md(over)} | {_md(error)} |" for num, over, error in failed]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def write_csv(path: Path, groups: Sequence[Group]) -> None:
+    """comparison.csv: one row per job with every override and every metric.
+
+    `dir` is relative to the multirun dir (where comparison.csv is written).
+    """
+    jobs = [(group, job) for group in groups for job in group.jobs]
+    jobs.sort(key=lambda pair: (pair[1].num is None, pair[1].num or 0))
+    override_keys = list(dict.fromkeys(k for _, job in jobs for k in job.overrides))
+    logged = sorted({k for _, job in jobs for k in job.metrics.get("metrics", {})})
+    classes = list(dict.fromkeys(c for _, job in jobs for c in job.metrics.get("per_class") or {}))
+    header = ["job", "status", "error", "group", "generation_order", "dir"]
+    header += [f"override.{k}" for k in override_keys] + list(JOB_KEYS) + logged
+    header += [f"test/support/{name}" for name in classes]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for group, job in jobs:
+            per_class = job.metrics.get("per_class") or {}
+            writer.writerow(
+                [job.num, job.status, job.error, group.label, group.generation_order]
+                + [job.dir.relative_to(path.parent) if job.dir else None]
+                + [job.overrides.get(k) for k in override_keys]
+                + [job.metrics.get(k) for k in JOB_KEYS]
+                + [metric(job.metrics, k) for k in logged]
+                + [per_class.get(name, {}).get("support") for name in classes]
+            )
+
+
+def print_tables(console: Console, title: str, groups, classes, jobs) -> None:
+    """The same table (and failed jobs) in the terminal."""
+    table = Table(title=f"Model comparison: {title}", box=box.SIMPLE_HEAVY)
+    table.add_column("")
+    for group in groups:
+        table.add_column(group.label, justify="right")
+    for name, cells in table_rows(groups, classes):
+        table.add_row(name, *cells, end_section=name in ("Generation order", "Macro F1"))
+    console.print(table)
+    console.print(NOTE, style="dim")
+    failed = failed_jobs(jobs)
+    if failed:
+        errors = Table(title="Failed jobs", box=box.SIMPLE, title_style="bold red")
+        for column in ("job", "overrides", "error"):
+            errors.add_column(column, overflow="fold")
+        for row in failed:
+            errors.add_row(*row)
+        console.print(errors)

@@ -1,0 +1,38 @@
+"""Hydra callbacks of `python -m mer_lightning` (registered in conf/hydra/default.yaml)."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class ComparisonReport(Callback):
+    """When a multirun ends, write the model comparison into its dir and print it.
+
+    Hydra calls on_multirun_end once, on the launching machine, after every job returned,
+    whatever the launcher. The report is built from the files the jobs left in the multirun
+    dir, exactly as `python -m mer_lightning.compare DIR` does later. When a job failed,
+    the command then exits with status 1 (as Hydra does for failed jobs), after the report.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mer_lightning.compare import build_report  # matplotlib only when a sweep ends
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            report = build_report(sweep_dir)
+        except Exception:
+            log.exception("could not write the comparison report of %s", sweep_dir)
+            raise SystemExit(1) from None
+        if report.failed:
+            log.error(
+                "%d of %d jobs failed; see %s",
+                len(report.failed),
+                len(report.jobs),
+                sweep_dir / "comparison.md",
+            )
+            raise SystemExit(1)

@@ -1,0 +1,250 @@
+"""The comparison report, built from hand-made multirun dirs whose numbers are known."""
+
+import csv
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mer_lightning.compare import build_report
+from mer_lightning.compare.plot import comparison_figure
+from mer_lightning.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
+from tests.helpers import CLASSES, compose_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def metrics_json(model: str, seed: int, train: float, test: float, seconds: float) -> dict:
+    """A metrics.json as train.run writes it, with made-up numbers."""
+    f1 = {name: round(test - 0.01 * i, 4) for i, name in enumerate(CLASSES)}
+    return {
+        "model": model,
+        "seed": seed,
+        "epochs": 30,
+        "parameters": {"cnn1": 3_107_335, "resnet18": 11_442_759}[model],
+        "fit_seconds": seconds,
+        "train_images_per_second": 6840 / seconds,
+        "train_images_seen": 6840,
+        "train_acc": train,
+        "val_acc": test,
+        "test_acc": test,
+        "test_f1_macro": statistics.fmean(f1.values()),
+        "classes": list(CLASSES),
+        "best_checkpoint": "checkpoints/epoch029.ckpt",
+        "metrics": {"test/acc": test, **{f"test/f1/{k}": v for k, v in f1.items()}},
+        "per_class": {
+            k: {"precision": v, "recall": v, "f1": v, "support": 6} for k, v in f1.items()
+        },
+        "history": [],
+    }
+
+
+def make_job(sweep: Path, num: int, overrides: list[str], model: str, **files) -> Path:
+    """A job dir as Hydra leaves it, plus `metrics` (metrics.json) or `error` (failure.json)."""
+    name = ",".join(o for o in overrides if not o.startswith("data.root"))
+    job = sweep / f"{num}_{name}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra/overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / ".hydra/hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"num": num}}}))
+    (job / ".hydra/config.yaml").write_text(yaml.safe_dump({"model": {"name": model}}))
+    if "metrics" in files:
+        (job / "metrics.json").write_text(json.dumps(files["metrics"]))
+    if "error" in files:
+        write_failure(job, files["error"])
+    return job
+
+
+RUNS = {  # model -> per seed (train acc, test acc, fit seconds)
+    "cnn1": [(0.90, 0.80, 10.0), (0.92, 0.82, 12.0), (0.94, 0.84, 14.0)],
+    "resnet18": [(0.96, 0.78, 5.0), (0.98, 0.79, 5.0), (0.97, 0.80, 5.0)],
+}
+
+
+@pytest.fixture
+def seed_sweep(tmp_path) -> Path:
+    """model=cnn1,resnet18 seed=1,2,3, with the numbers of RUNS."""
+    sweep = tmp_path / "multirun"
+    num = 0
+    for model, runs in RUNS.items():
+        for seed, (train, test, seconds) in enumerate(runs, start=1):
+            overrides = [f"model={model}", f"seed={seed}", "data.root=/scratch/data"]
+            metrics = metrics_json(model, seed, train, test, seconds)
+            make_job(sweep, num, overrides, model, metrics=metrics)
+            num += 1
+    return sweep
+
+
+def table(md: str) -> dict[str, list[str]]:
+    """The Markdown comparison table as {row name: cells}, header row under ""."""
+    rows = [line.strip("|").split("|") for line in md.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def mean_std(values, scale=1.0, spec=".2f") -> str:
+    values = [v * scale for v in values]
+    return f"{statistics.mean(values):{spec}} ± {statistics.stdev(values):{spec}}"
+
+
+def test_seeds_give_mean_and_std_and_generation_order(seed_sweep):
+    build_report(seed_sweep)
+    rows = table((seed_sweep / "comparison.md").read_text())
+
+    assert rows[""] == ["cnn1", "resnet18"]
+    assert rows["Train"] == ["92.00 ± 2.00", "97.00 ± 1.00"]
+    assert rows["Test"] == ["82.00 ± 2.00", "79.00 ± 1.00"]
+    assert rows["Generation order"] == ["2", "1"]  # resnet18 fits in 5 s, cnn1 in 12 s
+    assert rows["Fit seconds"] == ["12.0 ± 2.0", "5.0 ± 0.0"]
+    assert rows["Parameters"] == ["3,107,335", "11,442,759"]
+    assert rows["Runs"] == ["3", "3"]
+    for i, name in enumerate(CLASSES):
+        expected = [
+            mean_std([t - 0.01 * i for _, t, _ in RUNS[m]], spec=".3f")
+            for m in ("cnn1", "resnet18")
+        ]
+        assert rows[f"F1 {name}"] == expected
+    assert "Failed jobs" not in (seed_sweep / "comparison.md").read_text()
+
+
+def test_csv_has_one_row_per_job_with_overrides_and_metrics(seed_sweep):
+    build_report(seed_sweep)
+    with (seed_sweep / "comparison.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+
+    assert [(r["job"], r["override.model"], r["override.seed"]) for r in rows] == [
+        (str(n), model, str(seed))
+        for n, (model, seed) in enumerate((m, s) for m in RUNS for s in (1, 2, 3))
+    ]
+    assert {r["override.data.root"] for r in rows} == {"/scratch/data"}
+    assert {r["status"] for r in rows} == {"completed"}
+    assert [float(r["test_acc"]) for r in rows] == [t for runs in RUNS.values() for _, t, _ in runs]
+    assert [r["generation_order"] for r in rows] == ["2"] * 3 + ["1"] * 3
+    assert rows[0]["test/f1/fear"] == "0.78" and rows[0]["test/support/fear"] == "6"
+    assert rows[0]["dir"] == "0_model=cnn1,seed=1"
+
+
+def test_plot_has_a_labelled_point_per_model_with_error_bars(seed_sweep):
+    report = build_report(seed_sweep)
+    assert (seed_sweep / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    ax = comparison_figure(report.groups, "t").axes[0]
+    assert sorted(text.get_text() for text in ax.texts) == ["cnn1", "resnet18"]
+    bars = ax.containers  # one errorbar per model and accuracy (test, train)
+    assert len(bars) == 4 and all(bar.has_xerr and bar.has_yerr for bar in bars)
+    test_point = bars[0].lines[0].get_xydata()[0]
+    assert test_point == pytest.approx([12.0, 82.0])
+
+
+def test_single_runs_have_no_std_and_no_error_bars(tmp_path):
+    sweep = tmp_path / "multirun"
+    for num, (model, runs) in enumerate(RUNS.items()):
+        make_job(sweep, num, [f"model={model}"], model, metrics=metrics_json(model, 42, *runs[0]))
+    report = build_report(sweep)
+    rows = table((sweep / "comparison.md").read_text())
+    assert rows["Train"] == ["90.00", "96.00"] and rows["Test"] == ["80.00", "78.00"]
+    assert rows["Generation order"] == ["2", "1"]
+    ax = comparison_figure(report.groups, "t").axes[0]
+    assert not any(bar.has_xerr or bar.has_yerr for bar in ax.containers)
+
+
+def test_failed_jobs_are_listed_with_the_first_line_of_their_error(tmp_path):
+    sweep = tmp_path / "multirun"
+    make_job(sweep, 0, ["model=cnn1"], "cnn1", metrics=metrics_json("cnn1", 42, 0.9, 0.8, 10.0))
+    oom = RuntimeError("CUDA out of memory.\nTried to allocate 2.00 GiB")
+    make_job(sweep, 1, ["model=resnet18"], "resnet18", error=oom)
+    make_job(sweep, 2, ["model=cnn2"], "cnn2")  # killed on the cluster: no result file at all
+    (sweep / COMPOSE_FAILURES_FILE).write_text(
+        json.dumps([{"overrides": ["model=bogus"], "error": "MissingConfigException: no bogus"}])
+    )
+    report = build_report(sweep)
+    md = (sweep / "comparison.md").read_text()
+
+    assert [job.status for job in report.jobs] == ["completed", "failed", "no result", "failed"]
+    failed = md[md.index("## Failed jobs") :].splitlines()[4:7]
+    assert failed[0] == "| 1 | model=resnet18 | RuntimeError: CUDA out of memory. |"
+    assert failed[1].startswith("| 2 | model=cnn2 | no metrics.json and no failure.json")
+    assert failed[2] == "| — | model=bogus | MissingConfigException: no bogus |"
+    rows = table(md)
+    assert rows[""] == ["cnn1", "resnet18", "cnn2", "bogus"]
+    assert rows["Test"] == ["80.00", "—", "—", "—"]
+    assert rows["Runs"] == ["1", "0 of 1", "0 of 1", "0 of 1"]
+    with (sweep / "comparison.csv").open() as handle:
+        statuses = [(r["job"], r["status"], r["error"]) for r in csv.DictReader(handle)]
+    assert statuses[1] == ("1", "failed", "RuntimeError: CUDA out of memory.")
+    assert statuses[3] == ("", "failed", "MissingConfigException: no bogus")
+
+
+def test_other_swept_settings_make_their_own_columns(tmp_path):
+    sweep = tmp_path / "multirun"
+    for num, lr in enumerate(("0.001", "0.01")):
+        overrides = ["model=cnn1", f"module.optimizer.lr={lr}"]
+        metrics = metrics_json("cnn1", 42, 0.9, 0.8 + num / 10, 10.0 + num)
+        make_job(sweep, num, overrides, "cnn1", metrics=metrics)
+    rows = table((build_report(sweep), sweep / "comparison.md")[1].read_text())
+    assert rows[""] == ["cnn1 module.optimizer.lr=0.001", "cnn1 module.optimizer.lr=0.01"]
+    assert rows["Test"] == ["80.00", "90.00"]
+
+
+def test_first_line_keeps_what_went_wrong():
+    assert first_line(ValueError("bad value\nmore detail")) == "ValueError: bad value"
+    hydra_style = KeyError("Error in call to target 'x.Net':\nIndexError('list index')")
+    assert first_line(RuntimeError(str(hydra_style.args[0]))) == (
+        "RuntimeError: Error in call to target 'x.Net': IndexError('list index')"
+    )
+    assert first_line(RuntimeError()) == "RuntimeError"
+
+
+def run_compare(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mer_lightning.compare", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_rebuilds_the_report_of_a_copied_cluster_dir(seed_sweep, tmp_path):
+    build_report(seed_sweep)
+    names = ("comparison.md", "comparison.csv")
+    expected = {name: (seed_sweep / name).read_text() for name in names}
+    copy = tmp_path / "downloaded" / seed_sweep.name  # e.g. rsync'ed from the cluster
+    copy.parent.mkdir()
+    seed_sweep.rename(copy)
+    for name in expected:
+        (copy / name).unlink()
+
+    result = run_compare(str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "Model comparison" in result.stdout and "resnet18" in result.stdout
+    for name, text in expected.items():
+        assert (copy / name).read_text() == text
+    assert (copy / "comparison.png").is_file()
+
+
+def test_cli_explains_a_dir_without_jobs(tmp_path):
+    missing = run_compare(str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "is not a directory" in missing.stdout
+    empty = run_compare(str(tmp_path))
+    assert empty.returncode == 2 and "no Hydra jobs" in empty.stdout
+
+
+def test_local_ddp_is_refused_inside_a_multirun(tmp_path, monkeypatch):
+    from mer_lightning.__main__ import check_no_relaunch_in_multirun
+    from mer_lightning.errors import UserError
+
+    for name in ("SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    check_no_relaunch_in_multirun(compose_config([], tmp_path))
+    with pytest.raises(UserError, match="re-running the whole sweep"):
+        check_no_relaunch_in_multirun(compose_config(["trainer=ddp"], tmp_path))
+
+
+def test_compare_experiment_is_the_three_model_sweep_under_the_paper_protocol(tmp_path):
+    cfg = compose_config(["experiment=compare"], tmp_path)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.sweeper.params == {"model": "cnn1,cnn2,resnet18"}
+    assert cfg.data.include_originals is True and cfg.module.optimizer.lr == 1.0e-3
