@@ -66,14 +66,30 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
                 path, f"its arch._target_={arch.get('_target_')!r} is not a net of {ARCH_PACKAGE}"
             )
         )
+    class_names = list(hparams["class_names"])
+    if arch.get("num_classes") != len(class_names):
+        raise UserError(
+            _not_ours(
+                path,
+                f"its net {describe_arch(arch)} has {arch.get('num_classes')} outputs but it "
+                f"names {len(class_names)} classes {class_names}",
+            )
+        )
     net = build_net(arch)
-    net.load_state_dict(
-        {
-            key.removeprefix(NET_PREFIX): value
-            for key, value in state.items()
-            if key.startswith(NET_PREFIX)
-        }
-    )
+    try:
+        net.load_state_dict(
+            {
+                key.removeprefix(NET_PREFIX): value
+                for key, value in state.items()
+                if key.startswith(NET_PREFIX)
+            }
+        )
+    except RuntimeError as error:  # missing keys or size mismatches: weights of another net
+        raise UserError(
+            f"checkpoint {path}: its weights are not those of the net it names, "
+            f"{describe_arch(arch)} ({str(error).splitlines()[0]} ...); the file was edited or "
+            "assembled from two runs: use the .ckpt exactly as training wrote it"
+        ) from error
     return LoadedModel(
         net=net.eval(),
         class_names=list(hparams["class_names"]),
@@ -83,6 +99,35 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         arch=arch,
         path=path,
     )
+
+
+def describe_arch(arch: dict[str, Any]) -> str:
+    """`BlockCNN(channels=[32, 64, 128], ...)`: an architecture config as one readable line."""
+    name = str(arch.get("_target_", "?")).rsplit(".", 1)[-1]
+    args = ", ".join(f"{key}={value}" for key, value in arch.items() if key != "_target_")
+    return f"{name}({args})"
+
+
+def check_matches(path: str | Path, arch: dict[str, Any], class_names: list[str]) -> None:
+    """Raise a UserError naming both sides when the checkpoint at `path` was trained with
+    another architecture or class set than `arch` / `class_names` (loaded weights_only)."""
+    path = Path(path).expanduser()
+    hparams = _read(path).get("hyper_parameters")
+    if not isinstance(hparams, dict) or "arch" not in hparams or "class_names" not in hparams:
+        raise UserError(_not_ours(path, "its hyper_parameters lack arch or class_names"))
+    theirs, their_classes = dict(hparams["arch"]), list(hparams["class_names"])
+    if theirs != dict(arch):
+        raise UserError(
+            f"checkpoint {path} holds another architecture: it was trained as "
+            f"{describe_arch(theirs)}, this run builds {describe_arch(arch)}. Use the same "
+            "model= and model.* overrides as the run that wrote it, or start without it"
+        )
+    if their_classes != list(class_names):
+        raise UserError(
+            f"checkpoint {path} was trained on other classes: {their_classes}; this run's data "
+            f"has {list(class_names)}. Point data.root at the dataset it was trained on, or "
+            "start without it"
+        )
 
 
 def _read(path: Path) -> dict[str, Any]:

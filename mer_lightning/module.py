@@ -11,6 +11,15 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from mer_lightning.errors import UserError
 from mer_lightning.metrics import classification_metrics
 
+DIVERGED_FIX = (
+    "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
+    "trainer.precision=32-true"
+)
+
+
+class TrainingDiverged(UserError):
+    """The loss or the weights stopped being finite numbers; training cannot recover."""
+
 
 class EmotionClassifier(L.LightningModule):
     """Cross-entropy training of an injected nn.Module, with val/test metrics.
@@ -71,6 +80,12 @@ class EmotionClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.loss(logits, labels)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"train/loss is {loss.item()} at epoch {self.current_epoch}, global step "
+                f"{self.global_step} (batch {batch_idx}); stopped before the weights took a bad "
+                f"step. Fix: {DIVERGED_FIX}"
+            )
         self.train_images_seen += labels.shape[0]
         self.train_acc(logits, labels)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
@@ -108,6 +123,20 @@ class EmotionClassifier(L.LightningModule):
         """Predicted class and true label of each image (labels ride along in the batch)."""
         images, labels = batch
         return self(images).argmax(dim=1), labels
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write weights that are NaN or inf, so the previous checkpoint survives."""
+        bad = [
+            name
+            for name, tensor in checkpoint["state_dict"].items()
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+        ]
+        if bad:
+            raise TrainingDiverged(
+                f"weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} are not finite "
+                f"at epoch {self.current_epoch}, global step {self.global_step}; not saving "
+                f"them over the last good checkpoint. Fix: {DIVERGED_FIX}"
+            )
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -13,13 +13,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from mer_lightning import reports
+from mer_lightning import reports, resume
+from mer_lightning.checkpoint import check_matches
 from mer_lightning.console import print_config_tree
 from mer_lightning.data.datamodule import MicroExpressionDataModule
 from mer_lightning.errors import UserError
 from mer_lightning.history import EpochHistory
 from mer_lightning.models import build_net, net_config
-from mer_lightning.module import EmotionClassifier
+from mer_lightning.module import EmotionClassifier, TrainingDiverged
+from mer_lightning.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +78,19 @@ def _callback(trainer: L.Trainer, kind: type) -> Any:
     return found[0] if found else None
 
 
+def _best_checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The ModelCheckpoint that tracks the monitored metric (others only refresh last.ckpt)."""
+    found = [cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
+    return found[0] if found else None
+
+
 def train_accuracy(trainer: L.Trainer, module, datamodule, ckpt_path) -> float:
     """Accuracy of the fitted model on the training split in eval mode, without augmentation."""
     outputs = trainer.predict(
-        module, dataloaders=datamodule.train_eval_dataloader(), ckpt_path=ckpt_path
+        module,
+        dataloaders=datamodule.train_eval_dataloader(),
+        ckpt_path=ckpt_path,
+        weights_only=True,
     )
     preds = torch.cat([p for p, _ in outputs])
     labels = torch.cat([y for _, y in outputs])
@@ -94,30 +105,55 @@ def train_accuracy(trainer: L.Trainer, module, datamodule, ckpt_path) -> float:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint and write every report into the run dir.
 
-    Returns the contents of metrics.json, so that sweepers can read the objective.
+    Returns the contents of metrics.json, so that sweepers can read the objective. With
+    resume=true, a run that finished before returns its stored metrics.json untouched.
     """
+    validate(cfg)
+    run_dir = output_dir()
+    finished = resume.finished_summary(cfg, run_dir)
+    if finished is not None:
+        return finished
     if cfg.get("print_config"):
         print_config_tree(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    run_dir = output_dir()
     datamodule, module, trainer = build(cfg)
+    log.info("%s", datamodule.audit.summary())
+    if datamodule.hparams.dedup:
+        log.info(
+            "data.dedup=true: left out %(test_cross_split)d test images that are copies of "
+            "train images and %(train_conflicting_labels)d train images whose copies carry "
+            "other labels",
+            datamodule.dropped,
+        )
 
-    trainer.fit(module, datamodule=datamodule)
+    ckpt_path = resume.fit_checkpoint(cfg, trainer)
+    if ckpt_path is not None:
+        check_matches(ckpt_path, module.hparams.arch, list(module.hparams.class_names))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except TrainingDiverged as error:
+        last = resume.last_checkpoint(trainer)
+        kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was saved"
+        raise TrainingDiverged(f"{error}. Training stopped; {kept}") from error
     # Read these now: validate/test with ckpt_path restore callback state from that checkpoint.
     timer = _callback(trainer, Timer)
     fit_seconds = timer.time_elapsed("train") if timer else float("nan")
     history = list(_callback(trainer, EpochHistory).epochs)
     images_seen = int(module.train_images_seen) * trainer.world_size
     epochs = trainer.current_epoch
-    checkpoint = _callback(trainer, ModelCheckpoint)
+    checkpoint = _best_checkpoint_callback(trainer)
     best = (checkpoint.best_model_path if checkpoint else "") or None
     results: dict[str, float] = {}
     if trainer.limit_val_batches != 0:
-        results.update(trainer.validate(module, datamodule=datamodule, ckpt_path=best)[0])
+        results.update(
+            trainer.validate(module, datamodule=datamodule, ckpt_path=best, weights_only=True)[0]
+        )
     confusion = None
     if cfg.get("test_after_fit", True):
-        results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best)[0])
+        results.update(
+            trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)[0]
+        )
         confusion = module.confusion_matrix
     results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
 
@@ -135,6 +171,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "test_f1_macro": results.get("test/f1_macro"),
         "classes": datamodule.class_names,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "data": datamodule.data_summary(),
         "metrics": {key: float(value) for key, value in sorted(results.items())},
         "per_class": None,
         "history": history,

@@ -8,9 +8,17 @@ import lightning as L
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from mer_lightning.audit.report import AuditReport, Entry, build_report, dedup_drops
 from mer_lightning.data.augment import build_augmentation
-from mer_lightning.data.images import DecodedImages, ImageSubset, decode_split, stratified_split
-from mer_lightning.data.layout import class_names, list_split, resolve_root
+from mer_lightning.data.images import (
+    DecodedImages,
+    ImageSubset,
+    check_policy,
+    decode_split,
+    stratified_split,
+    warn_bad_files,
+)
+from mer_lightning.data.layout import SplitFiles, class_names, list_split, resolve_root
 from mer_lightning.errors import UserError
 
 
@@ -18,7 +26,9 @@ class MicroExpressionDataModule(L.LightningDataModule):
     """Train/val/test loaders over images decoded once into memory.
 
     Validation is a stratified, seeded share of train/. Batches are uint8 (N, 3, S, S);
-    the LightningModule converts and normalises them on the device.
+    the LightningModule converts and normalises them on the device. Setup audits the files
+    it decodes (`self.audit`) and, with dedup, leaves out duplicates that would distort the
+    test accuracy or teach two labels for one picture.
     """
 
     def __init__(
@@ -31,6 +41,7 @@ class MicroExpressionDataModule(L.LightningDataModule):
         split_seed: int = 42,
         include_originals: bool = False,
         on_bad_file: str = "skip",
+        dedup: bool = False,
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
@@ -47,6 +58,7 @@ class MicroExpressionDataModule(L.LightningDataModule):
             )
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
+        check_policy(on_bad_file)
         self.save_hyperparameters(logger=False)
         self.augmentation = build_augmentation(augment or {}, image_size)
         self.root: Path | None = None
@@ -54,6 +66,8 @@ class MicroExpressionDataModule(L.LightningDataModule):
         self.train_images: DecodedImages | None = None
         self.test_images: DecodedImages | None = None
         self.train_indices = self.val_indices = torch.empty(0, dtype=torch.long)
+        self.audit: AuditReport | None = None
+        self.dropped = {"test_cross_split": 0, "train_conflicting_labels": 0}
 
     def prepare_data(self) -> None:
         """Unpack or download the dataset when needed (once, on the main process)."""
@@ -67,15 +81,38 @@ class MicroExpressionDataModule(L.LightningDataModule):
         self.root = resolve_root(hp.root, hp.download, hp.cache_dir)
         train_files, test_files = list_split(self.root / "train"), list_split(self.root / "test")
         self.class_names = class_names(train_files, test_files)
-        self.train_images = decode_split(
-            train_files.files, self.class_names, hp.image_size, hp.on_bad_file
+        train = decode_split(train_files.files, self.class_names, hp.image_size, hp.on_bad_file)
+        test = decode_split(test_files.files, self.class_names, hp.image_size, hp.on_bad_file)
+        warn_bad_files(train.bad_files + test.bad_files)
+        self.audit = build_report(
+            self.root, _folder_counts(train_files, test_files), _entries(train, test)
         )
-        self.test_images = decode_split(
-            test_files.files, self.class_names, hp.image_size, hp.on_bad_file
-        )
+        if hp.dedup:
+            from_test, from_train = dedup_drops(self.audit)
+            test, train = test.without(from_test), train.without(from_train)
+            self.dropped = {
+                "test_cross_split": len(from_test),
+                "train_conflicting_labels": len(from_train),
+            }
+        self.train_images, self.test_images = train, test
         self.train_indices, self.val_indices = stratified_split(
             self.train_images.labels, hp.val_fraction, hp.split_seed
         )
+
+    def data_summary(self) -> dict[str, Any]:
+        """What the run trained and tested on, for metrics.json: audit counts, dedup drops."""
+        return {
+            "root": str(self.root),
+            "train_images": len(self.train_indices),
+            "val_images": len(self.val_indices),
+            "test_images": len(self.test_images.labels),
+            "skipped_bad_files": sum(
+                len(split.bad_files) for split in (self.train_images, self.test_images)
+            ),
+            "audit": self.audit.counts(),
+            "dedup": bool(self.hparams.dedup),
+            "dedup_dropped": dict(self.dropped),
+        }
 
     @property
     def num_classes(self) -> int:
@@ -119,3 +156,17 @@ class MicroExpressionDataModule(L.LightningDataModule):
         """Every image of test/."""
         dataset = ImageSubset(self.test_images, torch.arange(len(self.test_images.labels)))
         return self._loader(dataset, shuffle=False, batch_size=self.hparams.eval_batch_size)
+
+
+def _folder_counts(*splits: SplitFiles) -> dict[str, dict[str, int]]:
+    """Files per class folder of each split (split name = folder name), for the audit."""
+    return {s.root.name: {label: len(paths) for label, paths in s.files.items()} for s in splits}
+
+
+def _entries(train: DecodedImages, test: DecodedImages) -> list[Entry]:
+    """Audit entries of every decoded file, broken ones included."""
+    return [
+        Entry(split, label, info)
+        for split, decoded in (("train", train), ("test", test))
+        for label, info in decoded.files
+    ]

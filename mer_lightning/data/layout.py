@@ -77,23 +77,29 @@ def download(cache_dir: Path) -> Path:
         ) from error
 
 
+def check_root(root: str | Path, download_missing: bool) -> None:
+    """Fail fast, without reading any data, when `data.root` cannot be a dataset."""
+    path = Path(root).expanduser()
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise UserError(
+            f"data.root={root} is a file but not a zip; point it at the folder holding "
+            f"train/ and test/ ({EXPECTED_LAYOUT}) or at the Kaggle zip"
+        )
+    if not path.exists() and not download_missing:
+        raise UserError(
+            f"data.root={root} does not exist; expected {EXPECTED_LAYOUT} there. "
+            f"{DOWNLOAD_HINT[0].upper()}{DOWNLOAD_HINT[1:]}"
+        )
+
+
 def resolve_root(root: str | Path, download_missing: bool, cache_dir: str | Path) -> Path:
     """Return the folder that holds train/ and test/ for the `data.root` a user gave."""
+    check_root(root, download_missing)
     path = Path(root).expanduser()
     cache = Path(cache_dir).expanduser()
     if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise UserError(
-                f"data.root={root} is a file but not a zip; point it at the folder holding "
-                f"train/ and test/ ({EXPECTED_LAYOUT}) or at the Kaggle zip"
-            )
         path = extract_zip(path, cache)
     elif not path.exists():
-        if not download_missing:
-            raise UserError(
-                f"data.root={root} does not exist; expected {EXPECTED_LAYOUT} there. "
-                f"{DOWNLOAD_HINT[0].upper()}{DOWNLOAD_HINT[1:]}"
-            )
         path = download(cache)
     found = find_split_root(path)
     if found is None:

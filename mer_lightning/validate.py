@@ -1,0 +1,99 @@
+"""Check a composed train config before anything is built, read or trained.
+
+A typo such as `module.optimizer.lr=-1` should fail in the first second with a message that
+names the key, not an hour later deep inside PyTorch. Every problem found is reported at
+once, one line each, so that one fix-and-rerun round is enough.
+"""
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mer_lightning.data.images import BAD_FILE_POLICIES
+from mer_lightning.data.layout import check_root
+from mer_lightning.errors import UserError
+
+_MISSING = object()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# (key, test, what the value must be); a key absent from the config is not checked.
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("module.optimizer.lr", lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 1e-3"),
+    ("module.optimizer.weight_decay", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    ("module.label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("data.val_fraction", lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.1"),
+    ("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("data.image_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1, e.g. 80"),
+    ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("data.on_bad_file", lambda v: v in BAD_FILE_POLICIES, f"one of {list(BAD_FILE_POLICIES)}"),
+    ("data.dedup", lambda v: isinstance(v, bool), "true or false"),
+    (
+        "trainer.max_epochs",
+        lambda v: v is None or (_is_int(v) and (v >= 1 or v == -1)),
+        "an integer >= 1 (or -1 for no limit)",
+    ),
+    ("monitor.mode", lambda v: v in ("min", "max"), "min or max"),
+    ("seed", lambda v: v is None or _is_int(v), "an integer or null"),
+    ("resume", lambda v: isinstance(v, bool), "true or false"),
+]
+
+
+def problems(cfg: DictConfig) -> list[str]:
+    """Every problem of the config, one line each naming the key; empty when it is fine."""
+    found = []
+    for key, test, expected in RULES:
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is not _MISSING and not test(value):
+            found.append(f"{key}={value} must be {expected}")
+    root = OmegaConf.select(cfg, "data.root")
+    if root is not None:
+        try:
+            check_root(root, bool(OmegaConf.select(cfg, "data.download", default=False)))
+        except UserError as error:
+            found.append(str(error))
+    found.extend(_checkpoint_problems(cfg))
+    last = OmegaConf.select(cfg, "callbacks.last_checkpoint")
+    if last and last.get("every_n_train_steps") and last.get("train_time_interval") is not None:
+        found.append(
+            "callbacks.last_checkpoint.every_n_train_steps and .train_time_interval are both "
+            "set; Lightning takes one: add callbacks.last_checkpoint.train_time_interval=null"
+        )
+    return found
+
+
+def _checkpoint_problems(cfg: DictConfig) -> list[str]:
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None:
+        return []
+    if cfg.get("resume"):
+        return [
+            f"resume=true and ckpt_path={ckpt_path} both pick a checkpoint; set only one "
+            "(resume=true continues this run dir's last.ckpt)"
+        ]
+    if ckpt_path != "last" and not Path(str(ckpt_path)).expanduser().is_file():
+        return [
+            f"ckpt_path={ckpt_path} is not a file; give a .ckpt of a training run, or "
+            "ckpt_path=last with hydra.run.dir=<that run's dir>"
+        ]
+    return []
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise one UserError listing every bad value; silent when the config is fine."""
+    found = problems(cfg)
+    if len(found) == 1:
+        raise UserError(found[0])
+    if found:
+        raise UserError("bad config values:\n  - " + "\n  - ".join(found))
