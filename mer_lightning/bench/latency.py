@@ -145,8 +145,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing")
     parser.add_argument("--image-size", type=int, default=80, help="model input side")
     parser.add_argument("--image", default=None, help="photo to time (default: dataset face)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     photo, photo_note = bench_photo(args.image)
     with torch.inference_mode():

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import track
@@ -73,6 +74,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for key in ("ckpt", "input"):
         if OmegaConf.is_missing(cfg, key):
             raise UserError(f"{key} is required: {USAGE}")
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(int(cfg.threads))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     model = load_checkpoint(cfg.ckpt)
     predictor = build_predictor(cfg, model)

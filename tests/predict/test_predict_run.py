@@ -122,15 +122,21 @@ def test_folder_prediction_writes_csv_json_and_annotated_copies(checkpoint, phot
     assert listing(photo_folder) == before  # nothing written into the input folder
 
 
-def test_a_single_image_and_detection_switched_off(checkpoint, synthetic_root, tmp_path):
+def test_a_single_image_detection_off_and_one_thread(checkpoint, synthetic_root, tmp_path):
     image = synthetic_root / "test" / "happiness" / "happiness1.jpg"
     out = tmp_path / "run"
     cfg = compose_task(
         "predict",
-        [f"ckpt={checkpoint}", f"input={image}", "faces.detect=false", "enhance.enabled=false"],
+        [f"ckpt={checkpoint}", f"input={image}", "faces.detect=false", "enhance.enabled=false"]
+        + ["threads=1"],
         out,
     )
-    assert run(cfg)["images"] == 1
+    threads = torch.get_num_threads()
+    try:
+        assert run(cfg)["images"] == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     [row] = read_csv(out / "predictions.csv")
     expected = load_checkpoint(checkpoint).predict_proba(
         to_model_input([cv2.imread(str(image))], 32)
