@@ -177,6 +177,15 @@ def test_failed_jobs_are_listed_with_the_first_line_of_their_error(tmp_path):
     assert statuses[3] == ("", "failed", "MissingConfigException: no bogus")
 
 
+def test_a_job_that_failed_then_finished_on_resume_counts_as_completed(tmp_path):
+    sweep = tmp_path / "multirun"
+    metrics = metrics_json("cnn1", 42, 0.9, 0.8, 10.0)
+    make_job(sweep, 0, ["model=cnn1"], "cnn1", error=RuntimeError("killed"), metrics=metrics)
+    report = build_report(sweep)
+    assert [job.status for job in report.jobs] == ["completed"]
+    assert "## Failed jobs" not in (sweep / "comparison.md").read_text()
+
+
 def test_other_swept_settings_make_their_own_columns(tmp_path):
     sweep = tmp_path / "multirun"
     for num, lr in enumerate(("0.001", "0.01")):

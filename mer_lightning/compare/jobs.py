@@ -65,13 +65,15 @@ def read_job(job_dir: Path) -> Job:
         error=NO_RESULT_ERROR,
         model=OmegaConf.select(config, "model.name", default=overrides.get("model")),
     )
-    if (job_dir / FAILURE_FILE).is_file():
-        job.status = FAILED
-        job.error = json.loads((job_dir / FAILURE_FILE).read_text())["error"]
-    elif (job_dir / "metrics.json").is_file():
+    # metrics.json wins: a job that failed once and then finished on a resumed re-run
+    # still holds its old failure.json.
+    if (job_dir / "metrics.json").is_file():
         job.status, job.error = COMPLETED, None
         job.metrics = json.loads((job_dir / "metrics.json").read_text())
         job.model = job.metrics.get("model", job.model)
+    elif (job_dir / FAILURE_FILE).is_file():
+        job.status = FAILED
+        job.error = json.loads((job_dir / FAILURE_FILE).read_text())["error"]
     return job
 
 
