@@ -1,11 +1,15 @@
 """Terminal output through rich: the resolved config and user errors."""
 
-from collections.abc import Sequence
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
 
 import rich
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
+
+from mer_lightning.errors import UserError
 
 FIRST_GROUPS = ("data", "model", "module", "trainer", "callbacks", "logger")
 
@@ -27,3 +31,13 @@ def print_config_tree(cfg: DictConfig, first: Sequence[str] = FIRST_GROUPS) -> N
 def print_user_error(message: str) -> None:
     """Print a user mistake without a traceback."""
     rich.get_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """For command entry points: a UserError inside prints one line and exits with status 2."""
+    try:
+        yield
+    except UserError as error:
+        print_user_error(str(error))
+        sys.exit(2)

@@ -8,7 +8,6 @@ metadata `mer_lightning.preprocessing`; TorchScript extra file `preprocessing.js
 
 import json
 import logging
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.checkpoint import LoadedModel, load_checkpoint
 from mer_lightning.config import CONFIG_DIR
-from mer_lightning.console import print_user_error
+from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -164,11 +163,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
     """The command-line entry: a user mistake prints one line and exits with status 2."""
-    try:
+    with exit_on_user_error():
         run(cfg)
-    except UserError as error:
-        print_user_error(str(error))
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """`python -m mer_lightning.audit data.root=PATH`: audit a dataset, print it, write audit.json."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from rich.table import Table
 
 from mer_lightning.audit.report import AuditReport, scan
 from mer_lightning.config import CONFIG_DIR
-from mer_lightning.console import print_user_error
+from mer_lightning.console import exit_on_user_error
 from mer_lightning.data.layout import resolve_root
-from mer_lightning.errors import UserError
 
 
 def print_report(report: AuditReport, show: int, seconds: float) -> None:
@@ -56,14 +54,11 @@ def _group(group) -> str:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="audit")
 def main(cfg: DictConfig) -> None:
     """Audit the dataset at data.root; the report goes to the terminal and to audit.json."""
-    try:
+    with exit_on_user_error():
         start = time.perf_counter()
         root = resolve_root(cfg.data.root, cfg.data.download, cfg.data.cache_dir)
         report = scan(root)
         seconds = time.perf_counter() - start
-    except UserError as error:
-        print_user_error(str(error))
-        sys.exit(2)
     print_report(report, int(cfg.show), seconds)
     out = Path(HydraConfig.get().runtime.output_dir) / "audit.json"
     out.write_text(json.dumps({**report.to_json(), "seconds": seconds}, indent=2) + "\n")
