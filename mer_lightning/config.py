@@ -1,6 +1,11 @@
-"""Where the Hydra configs live, for the entry points and the tests."""
+"""Where the Hydra configs live, and composing the train config outside a Hydra run."""
 
 from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # An installed wheel carries the configs inside the package; a source checkout keeps them
@@ -9,3 +14,18 @@ CONFIG_DIR = next(
     (p for p in (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parent / "conf") if p.is_dir()),
     _PACKAGE_DIR.parent / "conf",
 )
+
+
+def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """conf/train.yaml with `overrides`, as `python -m mer_lightning` would compose it, with
+    `${hydra:runtime.output_dir}` set to output_dir: for benchmarks and tests, which build
+    runs in-process through `mer_lightning.train` without a Hydra launch."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg

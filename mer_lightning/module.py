@@ -42,6 +42,7 @@ class EmotionClassifier(L.LightningModule):
         image_size: int = 80,
         arch: dict[str, Any] | None = None,
         channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -64,6 +65,8 @@ class EmotionClassifier(L.LightningModule):
         self.register_buffer("train_images_seen", torch.zeros((), dtype=torch.long))
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if compile:  # in place: the state_dict keys (net.*) stay those of the plain net
+            self.net.compile()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) images -> normalised float input of the net."""

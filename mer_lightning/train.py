@@ -21,6 +21,7 @@ from mer_lightning.errors import UserError
 from mer_lightning.history import EpochHistory
 from mer_lightning.models import build_net, net_config
 from mer_lightning.module import EmotionClassifier, TrainingDiverged
+from mer_lightning.speed import resolve_precision
 from mer_lightning.validate import validate
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,14 @@ def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier
     )
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
     loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    if str(cfg.trainer.precision) == "auto":
+        log.info("trainer.precision=auto: %s on this device", precision)
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[*callbacks, EpochHistory()], logger=loggers or False
+        cfg.trainer,
+        callbacks=[*callbacks, EpochHistory()],
+        logger=loggers or False,
+        precision=precision,
     )
     return datamodule, module, trainer
 

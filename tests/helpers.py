@@ -3,13 +3,9 @@
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from mer_lightning.config import CONFIG_DIR
+from mer_lightning.config import compose_run_config as compose_config  # noqa: F401
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
@@ -57,19 +53,6 @@ def write_dataset(root: Path, train_per_class: int = 14, test_per_class: int = 6
                 pixels = class_image(label, generator).permute(1, 2, 0).numpy()
                 Image.fromarray(pixels).save(folder / f"{name}{n}.jpg", quality=95)
     return base
-
-
-def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
-    """Compose conf/train.yaml as `python -m mer_lightning` would, with its run dir set."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    output_dir.mkdir(parents=True, exist_ok=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def fast_overrides(model: str, data_root: Path, *extra: str) -> list[str]:

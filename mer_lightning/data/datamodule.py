@@ -10,6 +10,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from mer_lightning.audit.report import AuditReport, Entry, build_report, dedup_drops
 from mer_lightning.data.augment import build_augmentation
+from mer_lightning.data.batch_augment import Flagged, augment_batch, build_batch_augmentation
 from mer_lightning.data.images import (
     DecodedImages,
     ImageSubset,
@@ -49,6 +50,7 @@ class MicroExpressionDataModule(L.LightningDataModule):
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
         augment: Mapping[str, Any] | None = None,
+        batch_augment: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -60,7 +62,11 @@ class MicroExpressionDataModule(L.LightningDataModule):
             raise UserError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
         check_policy(on_bad_file)
         self.save_hyperparameters(logger=False)
-        self.augmentation = build_augmentation(augment or {}, image_size)
+        # Per-sample transforms in the loader, or one batched pass after transfer to the device.
+        self.augmentation = None if batch_augment else build_augmentation(augment or {}, image_size)
+        self.batch_augmentation = (
+            build_batch_augmentation(augment or {}, image_size) if batch_augment else None
+        )
         self.root: Path | None = None
         self.class_names: list[str] = []
         self.train_images: DecodedImages | None = None
@@ -136,11 +142,23 @@ class MicroExpressionDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Augmented training images (plus the originals with data.include_originals)."""
-        dataset = ImageSubset(self.train_images, self.train_indices, self.augmentation)
-        if self.hparams.include_originals:
-            dataset = ConcatDataset([dataset, ImageSubset(self.train_images, self.train_indices)])
+        """Augmented training images (plus the originals with data.include_originals).
+
+        With data.batch_augment the loader yields (images, labels, augment flags) and
+        `on_after_batch_transfer` augments the flagged images as one batch on the device.
+        """
+        augmented = ImageSubset(self.train_images, self.train_indices, self.augmentation)
+        originals = ImageSubset(self.train_images, self.train_indices)
+        if self.hparams.batch_augment:
+            augmented, originals = Flagged(augmented, True), Flagged(originals, False)
+        dataset = (
+            ConcatDataset([augmented, originals]) if self.hparams.include_originals else augmented
+        )
         return self._loader(dataset, shuffle=True, batch_size=self.hparams.batch_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Batched augmentation of training batches, on their device; others pass through."""
+        return augment_batch(self.batch_augmentation, batch)
 
     def train_eval_dataloader(self) -> DataLoader:
         """Training images without augmentation, for the paper's "train accuracy"."""
