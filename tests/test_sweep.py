@@ -17,6 +17,7 @@ from pathlib import Path
 
 import joblib
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from tests.helpers import FAST_RUN
@@ -142,6 +143,34 @@ def test_compare_experiment_with_seeds_on_the_basic_launcher(extra_conf, synthet
     )
     for run in events.Runs():
         assert "test/acc" in events.GetAccumulator(run).Tags()["scalars"]
+
+
+@pytest.mark.slow
+def test_optuna_search_tunes_on_validation_only(extra_conf, synthetic_root, tmp_path):
+    sweep_dir = tmp_path / "search"
+    result = run_cli(
+        "hparams_search=optuna",  # a multirun by itself: no -m
+        "experiment=best",
+        "model=tiny_cnn1",
+        "hydra.sweeper.n_trials=3",
+        "trainer.max_epochs=2",
+        *sweep_args(extra_conf, synthetic_root, sweep_dir),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")}
+    assert sorted(trials) == ["trial_0", "trial_1", "trial_2"]
+    assert all(m["test_acc"] is None for m in trials.values())  # the search never ran test/
+    assert not any(key.startswith("test/") for m in trials.values() for key in m["metrics"])
+
+    found = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    searched = OmegaConf.load(REPO / "conf/hparams_search/optuna.yaml").hydra.sweeper.params
+    assert set(found.best_params) == set(searched)
+    assert found.best_value == max(m["val_acc"] for m in trials.values())
+    best = next(n for n, m in trials.items() if m["val_acc"] == found.best_value)
+    used = OmegaConf.load(sweep_dir / best / ".hydra/config.yaml")
+    assert used.module.optimizer.lr == found.best_params["module.optimizer.lr"]
+    assert used.module.optimizer._target_ == "torch.optim.AdamW"  # experiment=best underneath
 
 
 @pytest.mark.slow
