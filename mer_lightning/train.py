@@ -80,6 +80,24 @@ def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier
     return datamodule, module, trainer
 
 
+def write_test_reports(out_dir: Path, summary: dict, confusion, trainer: L.Trainer) -> None:
+    """classification_report.txt and confusion_matrix.{csv,png} of a test; fills
+    summary["per_class"]. Also the confusion matrix figure in TensorBoard."""
+    if confusion is None:
+        return
+    names = summary["classes"]
+    summary["per_class"] = reports.per_class_table(summary["metrics"], confusion, names, "test")
+    text = reports.classification_report(summary["metrics"], summary["per_class"], "test")
+    (out_dir / "classification_report.txt").write_text(text)
+    log.info("test classification report:\n%s", text)
+    reports.write_confusion_csv(out_dir / "confusion_matrix.csv", confusion, names)
+    figure = reports.confusion_figure(confusion, names)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure("test/confusion_matrix", figure, close=False)
+    reports.save_figure(figure, out_dir / "confusion_matrix.png")
+
+
 def _callback(trainer: L.Trainer, kind: type) -> Any:
     found = [cb for cb in trainer.callbacks if isinstance(cb, kind)]
     return found[0] if found else None
@@ -191,18 +209,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def write_reports(run_dir: Path, summary: dict, confusion, trainer: L.Trainer, cfg) -> None:
     """metrics.json, classification_report.txt, confusion_matrix.{csv,png}, training_curves.png."""
-    names = summary["classes"]
-    if confusion is not None:
-        summary["per_class"] = reports.per_class_table(summary["metrics"], confusion, names, "test")
-        text = reports.classification_report(summary["metrics"], summary["per_class"], "test")
-        (run_dir / "classification_report.txt").write_text(text)
-        log.info("test classification report:\n%s", text)
-        reports.write_confusion_csv(run_dir / "confusion_matrix.csv", confusion, names)
-        figure = reports.confusion_figure(confusion, names)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("test/confusion_matrix", figure, close=False)
-        reports.save_figure(figure, run_dir / "confusion_matrix.png")
+    write_test_reports(run_dir, summary, confusion, trainer)
     reports.save_figure(
         reports.training_curves_figure(summary["history"]), run_dir / "training_curves.png"
     )

@@ -1,0 +1,128 @@
+"""`python -m mer_lightning.evaluate DIR [overrides]`: test finished runs again, without training.
+
+DIR is a run dir (it has metrics.json) or a multirun dir (each job's). Each run's best
+checkpoint is tested on the test split as the run's own overrides plus the given ones
+define it, e.g. `data.dedup=true` for the test set without the copies of train images.
+Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt and
+confusion_matrix.{csv,png}; the run's own files are never touched. Exit status 2 for bad
+input.
+"""
+
+import argparse
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+
+from mer_lightning import reports
+from mer_lightning.checkpoint import check_matches
+from mer_lightning.config import compose_run_config
+from mer_lightning.console import exit_on_user_error
+from mer_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def finished_runs(path: Path) -> list[Path]:
+    """The run dir itself, or the job dirs of a multirun dir, that hold a metrics.json."""
+    if (path / "metrics.json").is_file():
+        return [path]
+    runs = sorted(p.parent for p in path.glob("*/metrics.json"))
+    if not runs:
+        raise UserError(
+            f"{path} has no metrics.json and no job dir with one; give a finished run dir "
+            "(outputs/runs/...) or multirun dir (outputs/multirun/...)"
+        )
+    return runs
+
+
+def output_name(overrides: list[str]) -> str:
+    """A folder name for the overrides: `data.dedup=true` stays as it is, slashes go."""
+    return re.sub(r"[^\w.=,+-]", "_", ",".join(overrides)) if overrides else "default"
+
+
+def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the summary."""
+    from mer_lightning.train import build, write_test_reports
+
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    if not trained.get("best_checkpoint"):
+        raise UserError(f"{run_dir}/metrics.json names no best checkpoint: nothing to test")
+    checkpoint = run_dir / trained["best_checkpoint"]
+    if not checkpoint.is_file():
+        raise UserError(
+            f"{checkpoint} is missing (named by {run_dir}/metrics.json); restore it or "
+            "rerun the training"
+        )
+    out = run_dir / "evaluate" / output_name(overrides)
+    if out.exists():
+        raise UserError(f"{out} exists: remove it to evaluate again with the same overrides")
+    job_overrides = list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    cfg = compose_run_config([*job_overrides, *overrides, "print_config=false"], out)
+    with open_dict(cfg):
+        cfg.logger = None  # the run's TensorBoard log stays as training left it
+        cfg.callbacks.model_checkpoint = cfg.callbacks.last_checkpoint = None  # nothing to save
+    datamodule, module, trainer = build(cfg)
+    check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
+    metrics = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    summary = {
+        "run_dir": str(run_dir),
+        "model": trained["model"],
+        "seed": trained.get("seed"),
+        "checkpoint": trained["best_checkpoint"],
+        "overrides": overrides,
+        "trained_test_acc": trained.get("test_acc"),
+        "test_acc": metrics[0]["test/acc"],
+        "test_f1_macro": metrics[0]["test/f1_macro"],
+        "classes": datamodule.class_names,
+        "data": datamodule.data_summary(),
+        "metrics": {key: float(value) for key, value in sorted(metrics[0].items())},
+        "per_class": None,
+    }
+    write_test_reports(out, summary, module.confusion_matrix, trainer)
+    reports.write_json(out / "metrics.json", summary)
+    return summary
+
+
+def print_table(results: list[dict[str, Any]], overrides: list[str]) -> None:
+    """Test accuracy as trained and as evaluated, one row per run."""
+    table = Table(title=f"Test accuracy, as trained and with {' '.join(overrides) or 'no change'}")
+    for column in ("run", "model", "seed", "test images", "trained test acc", "evaluated acc"):
+        table.add_column(column, justify="left" if column in ("run", "model") else "right")
+    for r in results:
+        before = r["trained_test_acc"]
+        table.add_row(
+            Path(r["run_dir"]).name,
+            r["model"],
+            str(r["seed"]),
+            str(r["data"]["test_images"]),
+            "-" if before is None else f"{100 * before:.2f} %",
+            f"{100 * r['test_acc']:.2f} %",
+        )
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate every finished run under DIR; exit status 2 on bad input."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mer_lightning.evaluate",
+        description=__doc__.splitlines()[0].split(": ", 1)[1],
+    )
+    parser.add_argument("dir", type=Path, help="a run dir or a multirun dir")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.dedup=true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with exit_on_user_error():
+        results = [evaluate_run(run, args.overrides) for run in finished_runs(args.dir)]
+        print_table(results, args.overrides)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

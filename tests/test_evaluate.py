@@ -1,0 +1,74 @@
+"""`python -m mer_lightning.evaluate`: a finished run's best checkpoint tested again."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mer_lightning.evaluate import main
+from tests.data_faults import copy_dataset, write_duplicates
+from tests.helpers import fast_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_root, tmp_path_factory) -> Path:
+    """A run trained by the CLI on data with two test copies of train images."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    root = copy_dataset(synthetic_root, tmp / "Micro_Expressions")
+    write_duplicates(root)
+    run_dir = tmp / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "mer_lightning", *fast_overrides("cnn1", root)]
+        + [f"hydra.run.dir={run_dir}", "callbacks.model_summary=null"],
+        cwd=tmp,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_dedup_evaluation_leaves_out_the_leaked_test_images(trained_run, capsys):
+    trained_bytes = (trained_run / "metrics.json").read_bytes()
+    trained = json.loads(trained_bytes)
+
+    assert main([str(trained_run), "data.dedup=true"]) == 0
+    out = trained_run / "evaluate" / "data.dedup=true"
+    evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["data"]["test_images"] == trained["data"]["test_images"] - 2
+    assert evaluated["data"]["dedup_dropped"]["test_cross_split"] == 2
+    assert evaluated["trained_test_acc"] == trained["test_acc"]
+    support = sum(row["support"] for row in evaluated["per_class"].values())
+    assert support == evaluated["data"]["test_images"]
+    assert (out / "classification_report.txt").is_file()
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (trained_run / "metrics.json").read_bytes() == trained_bytes  # the run is untouched
+    assert "evaluated acc" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run):
+    assert main([str(trained_run)]) == 0
+    evaluated = json.loads((trained_run / "evaluate" / "default" / "metrics.json").read_text())
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    assert evaluated["test_acc"] == pytest.approx(trained["test_acc"])
+    assert evaluated["metrics"]["test/f1_macro"] == pytest.approx(trained["test_f1_macro"])
+
+    with pytest.raises(SystemExit) as exit_info:  # never overwrites an earlier evaluation
+        main([str(trained_run)])
+    assert exit_info.value.code == 2
+
+
+def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "has no metrics.json" in capsys.readouterr().out.replace("\n", " ")
