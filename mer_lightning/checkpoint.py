@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
 from mer_lightning.models import build_net
 
@@ -38,9 +39,7 @@ class LoadedModel:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 RGB (N, 3, S, S) -> the float input the net was trained on."""
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (images.float() / 255.0 - mean) / std
+        return normalize_images(images, channel_stats(self.mean), channel_stats(self.std))
 
     @torch.inference_mode()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
 from mer_lightning.metrics import classification_metrics
 
@@ -54,8 +55,8 @@ class EmotionClassifier(L.LightningModule):
         n = len(class_names)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("mean", channel_stats(mean), persistent=False)
+        self.register_buffer("std", channel_stats(std), persistent=False)
         self.train_acc = MulticlassAccuracy(n, average="micro")
         self.val_metrics = classification_metrics(class_names, "val")
         self.test_metrics = classification_metrics(class_names, "test")
@@ -70,7 +71,7 @@ class EmotionClassifier(L.LightningModule):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) images -> normalised float input of the net."""
-        x = images.float().div_(255.0).sub_(self.mean).div_(self.std)
+        x = normalize_images(images, self.mean, self.std)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
