@@ -241,6 +241,34 @@ def test_cli_explains_a_dir_without_jobs(tmp_path):
     assert empty.returncode == 2 and "no Hydra jobs" in empty.stdout
 
 
+def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
+    sweep = tmp_path / "multirun"
+    done = make_job(sweep, 0, ["model=cnn1"], "cnn1", metrics=metrics_json("cnn1", 1, 0.9, 0.8, 1))
+    (done / "classification_report.txt").write_text("report of cnn1")
+    (done / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
+    (done / "checkpoints").mkdir()
+    (done / "checkpoints/epoch029.ckpt").write_bytes(b"weights")
+    make_job(sweep, 1, ["model=resnet18"], "resnet18", error=RuntimeError("out of memory"))
+    out = tmp_path / "docs" / "results" / "paper"
+
+    result = run_compare(str(sweep), "--publish", str(out))
+    assert result.returncode == 1, result.stderr  # a job failed: still published, still says so
+    published = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert published == [
+        "0_model=cnn1/classification_report.txt",
+        "0_model=cnn1/confusion_matrix.png",
+        "0_model=cnn1/metrics.json",
+        "comparison.csv",
+        "comparison.md",
+        "comparison.png",
+    ]
+    assert (out / "comparison.md").read_text() == (sweep / "comparison.md").read_text()
+    assert (out / "0_model=cnn1/classification_report.txt").read_text() == "report of cnn1"
+
+    again = run_compare(str(sweep), "--publish", str(out))  # never overwrites published results
+    assert again.returncode == 2 and "is not empty" in again.stdout
+
+
 def test_local_ddp_is_refused_inside_a_multirun(tmp_path, monkeypatch):
     from mer_lightning.__main__ import check_no_relaunch_in_multirun
     from mer_lightning.errors import UserError

@@ -1,4 +1,5 @@
-"""`python -m mer_lightning.compare DIR`: rebuild the comparison report of a multirun dir.
+"""`python -m mer_lightning.compare DIR [--publish OUT]`: rebuild the comparison report of a
+multirun dir, and optionally copy it with each job's results into OUT for committing.
 
 Works on any multirun dir, including one whose jobs ran elsewhere (a SLURM cluster) and was
 copied here: only the files in the job dirs are read. Exit status 1 when a job failed or
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from mer_lightning.compare import build_report
+from mer_lightning.compare.publish import publish
 from mer_lightning.console import print_user_error
 from mer_lightning.errors import UserError
 
@@ -20,9 +22,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Write comparison.{md,csv,png} into a Hydra multirun dir and print the table.",
     )
     parser.add_argument("dir", type=Path, help="the multirun dir (hydra.sweep.dir)")
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        metavar="OUT",
+        help="also copy the report and each job's classification report, confusion matrix "
+        "and metrics.json into OUT (e.g. docs/results/paper), for committing",
+    )
     args = parser.parse_args(argv)
     try:
         report = build_report(args.dir)
+        if args.publish is not None:
+            copies = publish(report, args.publish)
+            print(f"published {len(copies)} files to {args.publish}")
     except UserError as error:
         print_user_error(str(error))
         return 2
