@@ -67,7 +67,6 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     cfg = compose_run_config([*job_overrides, *overrides, "print_config=false"], out)
     with open_dict(cfg):
         cfg.logger = None  # the run's TensorBoard log stays as training left it
-        cfg.callbacks.model_checkpoint = cfg.callbacks.last_checkpoint = None  # nothing to save
     datamodule, module, trainer = build(cfg)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
     metrics = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
