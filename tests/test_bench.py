@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mer_lightning.bench import __main__ as bench
-from mer_lightning.bench import accuracy
+from mer_lightning.bench import accuracy, parallel
 from mer_lightning.bench.analysis import derive, targets
 from mer_lightning.bench.protocol import estimate_protocol
 from mer_lightning.bench.report import render_markdown
@@ -148,3 +148,20 @@ def test_precision_comparison_writes_both_runs(synthetic_root, tmp_path):
         100 * (written["runs"][1]["test_acc"] - written["runs"][0]["test_acc"])
     )
     assert "bf16-mixed" in (tmp_path / "precision.md").read_text()
+
+
+@pytest.mark.slow
+def test_parallel_jobs_adds_up_the_rates_of_jobs_run_at_once(synthetic_root, tmp_path):
+    args = ["--models", "cnn1", "--jobs", "1", "2", "--warmup", "1", "--steps", "2"]
+    overrides = [f"data.root={synthetic_root}", *TINY_OVERRIDES]
+    payload = parallel.main([*args, "--out", str(tmp_path), *overrides])
+
+    one, two = payload["rows"]
+    assert (one["jobs"], two["jobs"]) == (1, 2) and not one["errors"] + two["errors"]
+    assert len(one["per_job_images_per_s"]) == 1 and len(two["per_job_images_per_s"]) == 2
+    assert two["total_images_per_s"] == pytest.approx(sum(two["per_job_images_per_s"]))
+    assert two["vs_one_job"] == pytest.approx(two["total_images_per_s"] / one["total_images_per_s"])
+    assert one["threads_per_job"] >= two["threads_per_job"] >= 1
+    written = json.loads((tmp_path / "parallel_jobs.json").read_text())
+    assert written["rows"] == payload["rows"]
+    assert "| cnn1 | 2 |" in (tmp_path / "parallel_jobs.md").read_text()

@@ -71,20 +71,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_worker(
+def worker_command(
     model: str,
     overrides: list[str],
     tasks: list[str],
     args: argparse.Namespace,
-    workdir: Path,
-    tag: str,
+    out: Path,
     warmup: int | None = None,
     steps: int | None = None,
     extra: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """One measurement process; returns its JSON, or {'error': ...} with the log's tail."""
-    out, log = workdir / f"{tag}.json", workdir / f"{tag}.log"
-    command = [
+) -> list[str]:
+    """The command line of one measurement process (`mer_lightning.bench.worker`)."""
+    return [
         sys.executable,
         "-m",
         "mer_lightning.bench.worker",
@@ -103,12 +101,33 @@ def run_worker(
         *extra,
         *overrides,
     ]
-    with log.open("w") as stream:
-        status = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, check=False)
-    if status.returncode != 0 or not out.is_file():
+
+
+def worker_result(model: str, overrides: list[str], returncode: int, out: Path, log: Path):
+    """A finished measurement process's JSON, or {'error': ...} with its log's tail."""
+    if returncode != 0 or not out.is_file():
         tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
         return {"model": model, "overrides": overrides, "error": "\n".join(tail)}
     return json.loads(out.read_text())
+
+
+def run_worker(
+    model: str,
+    overrides: list[str],
+    tasks: list[str],
+    args: argparse.Namespace,
+    workdir: Path,
+    tag: str,
+    warmup: int | None = None,
+    steps: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """One measurement process; returns its JSON, or {'error': ...} with the log's tail."""
+    out, log = workdir / f"{tag}.json", workdir / f"{tag}.log"
+    command = worker_command(model, overrides, tasks, args, out, warmup, steps, extra)
+    with log.open("w") as stream:
+        status = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, check=False)
+    return worker_result(model, overrides, status.returncode, out, log)
 
 
 def machine_info() -> dict[str, Any]:
