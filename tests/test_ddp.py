@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from mer_lightning.train import build, train_accuracy
+from tests.data_faults import copy_dataset
 from tests.helpers import compose_config, fast_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,7 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_run_over_the_whole_test_set(synthetic_root, tmp_path):
-    overrides = fast_overrides("cnn1", synthetic_root)
+    # 43 test images: two processes get shards of 22 and 21, none repeated to even them out.
+    root = copy_dataset(synthetic_root, tmp_path / "data" / "Micro_Expressions")
+    shutil.copyfile(root / "test/fear/fear1.jpg", root / "test/fear/fear_extra.jpg")
+    overrides = fast_overrides("cnn1", root)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
         [sys.executable, "-m", "mer_lightning", "trainer=ddp", "trainer.devices=2", *overrides],
@@ -37,7 +42,7 @@ def test_ddp_on_two_cpu_processes_writes_one_run_over_the_whole_test_set(synthet
     assert list(tmp_path.rglob("metrics.json")) == [run_dir / "metrics.json"]
     assert (run_dir / "train_ddp_process_1.log").is_file()  # rank 1 ran in the same run dir
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert sum(row["support"] for row in metrics["per_class"].values()) == 7 * 6
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 7 * 6 + 1
     assert metrics["train_images_seen"] == 92  # 91 images, sharded over 2 processes, padded
 
     # One process, same best checkpoint: the same confusion matrix and accuracies, so the

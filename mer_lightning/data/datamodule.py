@@ -6,7 +6,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
 from mer_lightning.audit.report import AuditReport, Entry, build_report, dedup_drops
 from mer_lightning.data.augment import build_augmentation
@@ -130,16 +131,33 @@ class MicroExpressionDataModule(L.LightningDataModule):
         labels = self.train_images.labels[self.train_indices]
         return torch.bincount(labels, minlength=self.num_classes)
 
-    def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(
+        self, dataset, shuffle: bool, batch_size: int, sampler: Sampler | None = None
+    ) -> DataLoader:
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=workers > 0,
         )
+
+    def _eval_loader(self, dataset) -> DataLoader:
+        """Validation and test: in order, and under DDP each image in exactly one process.
+
+        Lightning's DistributedSampler would pad the shards to equal length by repeating
+        images, which the metrics would then count twice.
+        """
+        trainer = self.trainer
+        sampler = None
+        if trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return self._loader(dataset, False, self.hparams.eval_batch_size, sampler)
 
     def train_dataloader(self) -> DataLoader:
         """Augmented training images (plus the originals with data.include_originals).
@@ -167,13 +185,12 @@ class MicroExpressionDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         """The held-out share of train/."""
-        dataset = ImageSubset(self.train_images, self.val_indices)
-        return self._loader(dataset, shuffle=False, batch_size=self.hparams.eval_batch_size)
+        return self._eval_loader(ImageSubset(self.train_images, self.val_indices))
 
     def test_dataloader(self) -> DataLoader:
         """Every image of test/."""
-        dataset = ImageSubset(self.test_images, torch.arange(len(self.test_images.labels)))
-        return self._loader(dataset, shuffle=False, batch_size=self.hparams.eval_batch_size)
+        indices = torch.arange(len(self.test_images.labels))
+        return self._eval_loader(ImageSubset(self.test_images, indices))
 
 
 def _folder_counts(*splits: SplitFiles) -> dict[str, dict[str, int]]:
