@@ -4,11 +4,12 @@ DIR is a run dir (it has metrics.json) or a multirun dir (each job's). Each run'
 checkpoint is tested on the test split as the run's own overrides plus the given ones
 define it, e.g. `data.dedup=true` for the test set without the copies of train images.
 Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt and
-confusion_matrix.{csv,png}; the run's own files are never touched. Exit status 2 for bad
-input.
+confusion_matrix.{csv,png}, and a table of all runs to `DIR/evaluation_<overrides>.csv`;
+the run's own files are never touched. Exit status 2 for bad input.
 """
 
 import argparse
+import csv
 import json
 import logging
 import re
@@ -89,6 +90,36 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     return summary
 
 
+SUMMARY_COLUMNS = (
+    "run",
+    "model",
+    "seed",
+    "test_images",
+    "trained_test_acc",
+    "test_acc",
+    "test_f1_macro",
+)
+
+
+def write_summary(path: Path, results: list[dict[str, Any]]) -> None:
+    """One CSV row per evaluated run: test accuracy as trained and as evaluated."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SUMMARY_COLUMNS)
+        for r in results:
+            writer.writerow(
+                [
+                    Path(r["run_dir"]).name,
+                    r["model"],
+                    r["seed"],
+                    r["data"]["test_images"],
+                    r["trained_test_acc"],
+                    r["test_acc"],
+                    r["test_f1_macro"],
+                ]
+            )
+
+
 def print_table(results: list[dict[str, Any]], overrides: list[str]) -> None:
     """Test accuracy as trained and as evaluated, one row per run."""
     table = Table(title=f"Test accuracy, as trained and with {' '.join(overrides) or 'no change'}")
@@ -120,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     with exit_on_user_error():
         results = [evaluate_run(run, args.overrides) for run in finished_runs(args.dir)]
         print_table(results, args.overrides)
+        summary = args.dir / f"evaluation_{output_name(args.overrides)}.csv"
+        write_summary(summary, results)
+        print(f"written {summary}")
     return 0
 
 

@@ -248,6 +248,9 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
     (done / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
     (done / "checkpoints").mkdir()
     (done / "checkpoints/epoch029.ckpt").write_bytes(b"weights")
+    (done / "evaluate/data.dedup=true").mkdir(parents=True)
+    (done / "evaluate/data.dedup=true/metrics.json").write_text("{}")
+    (sweep / "evaluation_data.dedup=true.csv").write_text("run,model\n")
     make_job(sweep, 1, ["model=resnet18"], "resnet18", error=RuntimeError("out of memory"))
     out = tmp_path / "docs" / "results" / "paper"
 
@@ -257,10 +260,12 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
     assert published == [
         "0_model=cnn1/classification_report.txt",
         "0_model=cnn1/confusion_matrix.png",
+        "0_model=cnn1/evaluate/data.dedup=true/metrics.json",
         "0_model=cnn1/metrics.json",
         "comparison.csv",
         "comparison.md",
         "comparison.png",
+        "evaluation_data.dedup=true.csv",
     ]
     assert (out / "comparison.md").read_text() == (sweep / "comparison.md").read_text()
     assert (out / "0_model=cnn1/classification_report.txt").read_text() == "report of cnn1"

@@ -1,5 +1,6 @@
 """`python -m mer_lightning.evaluate`: a finished run's best checkpoint tested again."""
 
+import csv
 import json
 import os
 import subprocess
@@ -52,6 +53,10 @@ def test_dedup_evaluation_leaves_out_the_leaked_test_images(trained_run, capsys)
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert (trained_run / "metrics.json").read_bytes() == trained_bytes  # the run is untouched
     assert "evaluated acc" in capsys.readouterr().out
+    with (trained_run / "evaluation_data.dedup=true.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["model"] == "cnn1" and int(row["test_images"]) == trained["data"]["test_images"] - 2
+    assert float(row["test_acc"]) == pytest.approx(evaluated["test_acc"])
 
 
 @pytest.mark.slow

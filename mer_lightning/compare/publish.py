@@ -1,7 +1,8 @@
 """Copy a sweep's results into a folder meant for version control (docs/results/<name>/).
 
-Only the small files a reader needs: the comparison report, and each completed job's
-classification report, confusion matrix and metrics; no checkpoints or event files.
+Only the small files a reader needs: the comparison report, the evaluation tables of
+`python -m mer_lightning.evaluate`, and each completed job's classification report,
+confusion matrix and metrics, also those of its evaluations; no checkpoints or event files.
 """
 
 import shutil
@@ -22,13 +23,16 @@ def publish(result: Comparison, out: Path) -> list[Path]:
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty: publish into a new folder, or remove it first")
     out.mkdir(parents=True, exist_ok=True)
-    copies = [Path(shutil.copy2(result.sweep_dir / name, out / name)) for name in REPORT_FILES]
+    sources = [result.sweep_dir / name for name in REPORT_FILES]
+    sources += sorted(result.sweep_dir.glob("evaluation_*.csv"))
     for job in result.jobs:
-        if not job.completed:
-            continue
-        target = out / job.dir.name
-        target.mkdir()
-        for name in JOB_FILES:
-            if (job.dir / name).is_file():
-                copies.append(Path(shutil.copy2(job.dir / name, target / name)))
+        if job.completed:
+            evaluations = [p for p in sorted((job.dir / "evaluate").glob("*")) if p.is_dir()]
+            for folder in (job.dir, *evaluations):
+                sources += [folder / name for name in JOB_FILES if (folder / name).is_file()]
+    copies = []
+    for source in sources:
+        target = out / source.relative_to(result.sweep_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copies.append(Path(shutil.copy2(source, target)))
     return copies
