@@ -26,6 +26,7 @@ from mer_lightning.checkpoint import check_matches
 from mer_lightning.config import compose_run_config
 from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
+from mer_lightning.train import build, write_test_reports
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ def output_name(overrides: list[str]) -> str:
 
 def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the summary."""
-    from mer_lightning.train import build, write_test_reports
-
     trained = json.loads((run_dir / "metrics.json").read_text())
     if not trained.get("best_checkpoint"):
         raise UserError(f"{run_dir}/metrics.json names no best checkpoint: nothing to test")
