@@ -69,6 +69,10 @@ def test_mask_leaves_unflagged_images_untouched():
     assert out.dtype == torch.uint8 and out.shape == batch.shape
     assert torch.equal(out[~mask], batch[~mask])
     assert torch.equal(augmentation(batch, torch.zeros(6, dtype=torch.bool)), batch)
+    torch.manual_seed(3)
+    all_flagged = augmentation(batch, torch.ones(6, dtype=torch.bool))
+    torch.manual_seed(3)
+    assert torch.equal(all_flagged, augmentation(batch))  # every image flagged: all augmented
 
 
 def test_switches_and_bad_padding_mode():

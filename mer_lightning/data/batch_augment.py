@@ -45,7 +45,7 @@ class BatchAugmentation:
 
     def __call__(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Augmented copy of `images`; with a bool `mask`, only the images where it is true."""
-        if mask is None:
+        if mask is None or bool(mask.all()):
             return self._augment(images)
         if not bool(mask.any()):
             return images
