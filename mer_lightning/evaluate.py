@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 def finished_runs(path: Path) -> list[Path]:
     """The run dir itself, or the job dirs of a multirun dir, that hold a metrics.json."""
+    if not path.is_dir():
+        raise UserError(
+            f"{path} is not a directory; give a finished run dir (outputs/runs/...) or "
+            "multirun dir (outputs/multirun/...)"
+        )
     if (path / "metrics.json").is_file():
         return [path]
     runs = sorted(p.parent for p in path.glob("*/metrics.json"))

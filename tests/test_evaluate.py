@@ -77,3 +77,6 @@ def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "has no metrics.json" in capsys.readouterr().out.replace("\n", " ")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "typo")])
+    assert "typo is not a directory" in capsys.readouterr().out.replace("\n", " ")
