@@ -6,6 +6,8 @@ A run killed at any point is continued by running it again in the same run dir:
 `fit(ckpt_path=...)` then restores weights, optimizer, scheduler, loop counters and the
 callbacks' state, the Timer's elapsed time included. A run whose dir already holds
 metrics.json finished; resume=true returns its stored results instead of training again.
+Without resume=true (or ckpt_path=last) a run refuses to start in a dir that holds another
+run's results, so a reused hydra.run.dir or hydra.sweep.dir never overwrites them.
 """
 
 import json
@@ -15,7 +17,10 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
+
+from mer_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +36,19 @@ def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def last_checkpoint(trainer: L.Trainer) -> Path | None:
-    """The newest last*.ckpt in the checkpoint folders of the trainer's ModelCheckpoints."""
-    found = [
-        path
+def checkpoint_folders(trainer: L.Trainer) -> set[Path]:
+    """The folders the trainer's ModelCheckpoint callbacks write to."""
+    return {
+        Path(callback.dirpath)
         for callback in trainer.checkpoint_callbacks
         if isinstance(callback, ModelCheckpoint) and callback.dirpath
-        for path in Path(callback.dirpath).glob(
-            f"{callback.CHECKPOINT_NAME_LAST}*{callback.FILE_EXTENSION}"
-        )
-    ]
+    }
+
+
+def last_checkpoint(trainer: L.Trainer) -> Path | None:
+    """The newest last*.ckpt in the checkpoint folders of the trainer's ModelCheckpoints."""
+    pattern = f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}*{ModelCheckpoint.FILE_EXTENSION}"
+    found = [path for folder in checkpoint_folders(trainer) for path in folder.glob(pattern)]
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
@@ -52,9 +60,29 @@ def fit_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> Path | None:
         path = last_checkpoint(trainer)
         how = "resume=true" if cfg.get("resume") else "ckpt_path=last"
         if path is None:
-            folders = sorted({str(cb.dirpath) for cb in trainer.checkpoint_callbacks})
+            folders = sorted(map(str, checkpoint_folders(trainer)))
             log.warning("%s: no last.ckpt in %s; training from the start", how, folders)
         else:
             log.info("%s: continuing from %s", how, path)
         return path
     return Path(ckpt_path).expanduser() if ckpt_path else None
+
+
+def refuse_to_overwrite(cfg: DictConfig, trainer: L.Trainer, run_dir: Path) -> None:
+    """Stop before training into a run dir that already holds a run's metrics or checkpoints.
+
+    Hydra reuses a fixed hydra.run.dir or hydra.sweep.dir as given, and a continued Optuna
+    search numbers its trials from 0 again, so without this check a new run would mix its
+    checkpoints with the old run's and overwrite its metrics.json.
+    """
+    if cfg.get("resume") or cfg.get("ckpt_path") == "last" or rank_zero_only.rank != 0:
+        return
+    found = [run_dir / METRICS_FILE] if (run_dir / METRICS_FILE).is_file() else []
+    found += sorted(p for folder in checkpoint_folders(trainer) for p in folder.glob("*.ckpt"))
+    if found:
+        raise UserError(
+            f"the run dir {run_dir} already holds a run ({', '.join(map(str, found[:3]))}); "
+            "training here would overwrite it. Continue that run with resume=true, or give "
+            "this one its own dir: hydra.run.dir=... (hydra.sweep.dir=... in a sweep; a "
+            "continued Optuna search keeps hydra.sweeper.storage and takes a new sweep dir)"
+        )

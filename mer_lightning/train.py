@@ -152,6 +152,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             datamodule.dropped,
         )
 
+    resume.refuse_to_overwrite(cfg, trainer, run_dir)
     ckpt_path = resume.fit_checkpoint(cfg, trainer)
     if ckpt_path is not None:
         check_matches(ckpt_path, module.hparams.arch, list(module.hparams.class_names))

@@ -53,6 +53,14 @@ def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
     assert third == json.loads(stored) and (tmp_path / "metrics.json").read_text() == stored
 
 
+def test_a_new_run_refuses_a_dir_that_holds_another_run(synthetic_root, tmp_path):
+    run(compose_config(fast_overrides("cnn1", synthetic_root), tmp_path))
+    kept = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(UserError, match=r"already holds a run .*metrics\.json.*resume=true"):
+        run(compose_config(fast_overrides("cnn1", synthetic_root, "seed=7"), tmp_path))
+    assert {path: path.read_bytes() for path in kept} == kept  # nothing rewritten
+
+
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_where_it_stopped(synthetic_root, tmp_path):
     run_dir, epochs, pace = tmp_path / "run", 3, 0.5

@@ -146,31 +146,52 @@ def test_compare_experiment_with_seeds_on_the_basic_launcher(extra_conf, synthet
 
 
 @pytest.mark.slow
-def test_optuna_search_tunes_on_validation_only(extra_conf, synthetic_root, tmp_path):
-    sweep_dir = tmp_path / "search"
-    result = run_cli(
-        "hparams_search=optuna",  # a multirun by itself: no -m
-        "experiment=best",
-        "model=tiny_cnn1",
-        "hydra.sweeper.n_trials=3",
-        "trainer.max_epochs=2",
-        *sweep_args(extra_conf, synthetic_root, sweep_dir),
-        cwd=tmp_path,
-    )
+def test_optuna_search_tunes_on_validation_only_and_continues_its_study(
+    extra_conf, synthetic_root, tmp_path
+):
+    def search(sweep_dir: Path, trials: int) -> subprocess.CompletedProcess:
+        return run_cli(
+            "hparams_search=optuna",  # a multirun by itself: no -m
+            "experiment=best",
+            "model=tiny_cnn1",
+            f"hydra.sweeper.n_trials={trials}",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+            "trainer.max_epochs=2",
+            *sweep_args(extra_conf, synthetic_root, sweep_dir),
+            cwd=tmp_path,
+        )
+
+    first = tmp_path / "search"
+    result = search(first, trials=3)
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")}
+    trials = job_metrics(first)
     assert sorted(trials) == ["trial_0", "trial_1", "trial_2"]
     assert all(m["test_acc"] is None for m in trials.values())  # the search never ran test/
     assert not any(key.startswith("test/") for m in trials.values() for key in m["metrics"])
 
-    found = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    found = OmegaConf.load(first / "optimization_results.yaml")
     searched = OmegaConf.load(REPO / "conf/hparams_search/optuna.yaml").hydra.sweeper.params
     assert set(found.best_params) == set(searched)
     assert found.best_value == max(m["val_acc"] for m in trials.values())
     best = next(n for n, m in trials.items() if m["val_acc"] == found.best_value)
-    used = OmegaConf.load(sweep_dir / best / ".hydra/config.yaml")
+    used = OmegaConf.load(first / best / ".hydra/config.yaml")
     assert used.module.optimizer.lr == found.best_params["module.optimizer.lr"]
     assert used.module.optimizer._target_ == "torch.optim.AdamW"  # experiment=best underneath
+
+    # Continued into the same sweep dir, the new trial_0 would overwrite the old: it refuses.
+    kept = (first / "trial_0" / "metrics.json").read_text()
+    refused = search(first, trials=1)
+    assert "already holds a run" in refused.stderr + refused.stdout
+    assert (first / "trial_0" / "metrics.json").read_text() == kept
+
+    # In a new sweep dir the study goes on from its storage: the winner is over every trial.
+    second = tmp_path / "search_part2"
+    result = search(second, trials=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    every_trial = [*trials.values(), *job_metrics(second).values()]
+    assert len(every_trial) == 4
+    found = OmegaConf.load(second / "optimization_results.yaml")
+    assert found.best_value == max(m["val_acc"] for m in every_trial)
 
 
 @pytest.mark.slow
