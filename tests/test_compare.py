@@ -106,7 +106,7 @@ def test_seeds_give_mean_and_std_and_generation_order(seed_sweep):
             for m in ("cnn1", "resnet18")
         ]
         assert rows[f"F1 {name}"] == expected
-    assert "Failed jobs" not in (seed_sweep / "comparison.md").read_text()
+    assert "Jobs without results" not in (seed_sweep / "comparison.md").read_text()
 
 
 def test_csv_has_one_row_per_job_with_overrides_and_metrics(seed_sweep):
@@ -163,7 +163,7 @@ def test_failed_jobs_are_listed_with_the_first_line_of_their_error(tmp_path):
     md = (sweep / "comparison.md").read_text()
 
     assert [job.status for job in report.jobs] == ["completed", "failed", "no result", "failed"]
-    failed = md[md.index("## Failed jobs") :].splitlines()[4:7]
+    failed = md[md.index("## Jobs without results") :].splitlines()[4:7]
     assert failed[0] == "| 1 | model=resnet18 | RuntimeError: CUDA out of memory. |"
     assert failed[1].startswith("| 2 | model=cnn2 | no metrics.json and no failure.json")
     assert failed[2] == "| — | model=bogus | MissingConfigException: no bogus |"
@@ -183,7 +183,7 @@ def test_a_job_that_failed_then_finished_on_resume_counts_as_completed(tmp_path)
     make_job(sweep, 0, ["model=cnn1"], "cnn1", error=RuntimeError("killed"), metrics=metrics)
     report = build_report(sweep)
     assert [job.status for job in report.jobs] == ["completed"]
-    assert "## Failed jobs" not in (sweep / "comparison.md").read_text()
+    assert "## Jobs without results" not in (sweep / "comparison.md").read_text()
 
 
 def test_other_swept_settings_make_their_own_columns(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mer_lightning.checkpoint import load_checkpoint
+from mer_lightning.compare.jobs import read_jobs
 from mer_lightning.errors import UserError
 from mer_lightning.train import run
 from tests import resume_helpers
@@ -110,8 +111,15 @@ def test_a_killed_sweep_skips_finished_jobs_and_resumes_the_rest(synthetic_root,
     assert (job0 / "metrics.json").is_file() and not (job1 / "metrics.json").exists()
     done = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in job0.rglob("*") if p.is_file()}
     done = {p: v for p, v in done.items() if p.parent.name != ".hydra" and p.suffix != ".log"}
-    killed_step = load(job1 / "checkpoints" / "last.ckpt")["global_step"]
-    assert STEPS < killed_step < 2 * STEPS
+    killed = load(job1 / "checkpoints" / "last.ckpt")
+    assert STEPS < killed["global_step"] < 2 * STEPS
+    # The report of the stopped sweep says how far the unfinished job got.
+    best = max(epoch["val/acc"] for epoch in killed["callbacks"]["EpochHistory"]["epochs"])
+    why = next(job.error for job in read_jobs(sweep) if job.dir == job1)
+    assert why.startswith(
+        f"no metrics.json yet; last.ckpt: 1 of 2 epochs done, best val/acc {best:.4f}, "
+    )
+    assert "resume=true" in why
 
     result = resume_helpers.run([*args, "resume=true"], tmp_path / "resumed.log")
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [job0.name, job1.name]

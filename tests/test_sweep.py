@@ -231,7 +231,7 @@ def test_failed_jobs_stop_neither_the_sweep_nor_the_report(extra_conf, synthetic
     )
     assert result.returncode == 1, result.stderr[-3000:]  # after the report: a job failed
     md = (sweep_dir / "comparison.md").read_text()
-    failed = md[md.index("## Failed jobs") :].splitlines()[4:]
+    failed = md[md.index("## Jobs without results") :].splitlines()[4:]
     assert failed[0] == (
         "| 1 | model=broken | InstantiationException: Error in call to target "
         "'mer_lightning.models.cnn.BlockCNN': IndexError('list index out of range') |"
@@ -252,7 +252,7 @@ def test_failed_jobs_stop_neither_the_sweep_nor_the_report(extra_conf, synthetic
         ("1", "broken", "failed"),
         ("", "bogus", "failed"),
     ]
-    assert "Failed jobs" in result.stdout
+    assert "Jobs without results" in result.stdout
 
     # joblib's workers share the cores: each job starts with cores // n_jobs torch threads.
     threads = max(1, joblib.cpu_count() // 2)

@@ -2,7 +2,8 @@
 
 `build_report(DIR)` reads the job dirs of a multirun dir and writes into it
 - comparison.md: one column per model (per swept setting), rows Train, Test, Generation
-  order, fit seconds, images/s, parameters, macro and per-class F1, then the failed jobs;
+  order, fit seconds, images/s, parameters, macro and per-class F1, then the jobs without
+  results (the error, or how far an unfinished one got);
 - comparison.csv: one row per job with every override and every metric;
 - comparison.png: test (and train) accuracy against fit seconds, one point per model;
 and prints the table. The Hydra callback calls it when a sweep ends;

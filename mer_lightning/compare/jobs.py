@@ -4,8 +4,9 @@ Only files are read (never in-memory state), so that the report is the same whet
 built by the Hydra callback at the end of the sweep or later by `python -m
 mer_lightning.compare DIR`, on this machine or on a copy of a cluster's multirun dir.
 Per job dir: `.hydra/overrides.yaml` and `.hydra/hydra.yaml` (Hydra), `metrics.json` (a
-completed run) or `failure.json` (a run that raised); per multirun dir:
-`failed_to_compose.json` (jobs whose config did not compose).
+completed run) or `failure.json` (a run that raised), else the newest `last*.ckpt` (how
+far an unfinished run got); per multirun dir: `failed_to_compose.json` (jobs whose config did
+not compose).
 """
 
 import json
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -21,6 +23,7 @@ from mer_lightning.failures import FAILURE_FILE, read_compose_failures
 
 COMPLETED, FAILED, NO_RESULT = "completed", "failed", "no result"
 NO_RESULT_ERROR = "no metrics.json and no failure.json: still running, or killed (time, memory)"
+UNFINISHED = "running, or stopped (the sweep again with resume=true continues it)"
 
 
 @dataclass
@@ -51,6 +54,31 @@ def _load_yaml(path: Path):
     return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
 
 
+def checkpoint_progress(job_dir: Path, max_epochs: Any) -> str | None:
+    """How far an unfinished run got, from its newest last*.ckpt; None without one.
+
+    Reads the state the callbacks saved: epochs done (EpochHistory), the best monitored
+    score (ModelCheckpoint) and the fit time so far (Timer).
+    """
+    found = list(job_dir.rglob("last*.ckpt"))
+    if not found:
+        return None
+    path = max(found, key=lambda p: p.stat().st_mtime_ns)
+    try:
+        states = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["callbacks"]
+    except Exception as error:  # a checkpoint cut short by the kill: say so, not crash the report
+        return f"{path.name} unreadable ({type(error).__name__}); {UNFINISHED}"
+    epochs = len(states.get("EpochHistory", {}).get("epochs", []))
+    parts = [f"{epochs} of {max_epochs or '?'} epochs done"]
+    for key, state in states.items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            parts.append(f"best {state['monitor']} {float(state['best_model_score']):.4f}")
+            break
+    if "Timer" in states:
+        parts.append(f"{states['Timer']['time_elapsed']['train']:,.0f} s of fit")
+    return f"no metrics.json yet; {path.name}: {', '.join(parts)}; {UNFINISHED}"
+
+
 def read_job(job_dir: Path) -> Job:
     """The job whose Hydra output dir is `job_dir`."""
     hydra_dir = job_dir / ".hydra"
@@ -74,6 +102,11 @@ def read_job(job_dir: Path) -> Job:
     elif (job_dir / FAILURE_FILE).is_file():
         job.status = FAILED
         job.error = json.loads((job_dir / FAILURE_FILE).read_text())["error"]
+    else:
+        max_epochs = OmegaConf.select(
+            config, "trainer.max_epochs", default=None, throw_on_resolution_failure=False
+        )
+        job.error = checkpoint_progress(job_dir, max_epochs) or NO_RESULT_ERROR
     return job
 
 

@@ -68,7 +68,8 @@ def _runs(group: Group) -> str:
 
 
 def failed_jobs(jobs: Sequence[Job]) -> list[tuple[str, str, str]]:
-    """(job number, swept overrides, first line of the error) of every job without results."""
+    """(job number, swept overrides, why: the error, or how far it got) of each job without
+    results."""
     keys = varying_keys(jobs)
     return [
         (
@@ -82,7 +83,7 @@ def failed_jobs(jobs: Sequence[Job]) -> list[tuple[str, str, str]]:
 
 
 def markdown(title: str, groups, classes, jobs) -> str:
-    """comparison.md: the table, a note on how to read it, and the failed jobs."""
+    """comparison.md: the table, a note on how to read it, and the jobs without results."""
     done = sum(job.completed for job in jobs)
     lines = [f"# Model comparison: {title}", "", f"{len(jobs)} jobs, {done} completed.", ""]
     lines.append("| | " + " | ".join(_md(g.label) for g in groups) + " |")
@@ -93,7 +94,7 @@ def markdown(title: str, groups, classes, jobs) -> str:
     lines += ["", NOTE, ""]
     failed = failed_jobs(jobs)
     if failed:
-        lines += ["## Failed jobs", "", "| job | overrides | error |", "|---|---|---|"]
+        lines += ["## Jobs without results", "", "| job | overrides | why |", "|---|---|---|"]
         lines += [f"| {num} | {_md(over)} | {_md(error)} |" for num, over, error in failed]
         lines.append("")
     return "\n".join(lines)
@@ -132,7 +133,7 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
 
 
 def print_tables(console: Console, title: str, groups, classes, jobs) -> None:
-    """The same table (and failed jobs) in the terminal."""
+    """The same table (and the jobs without results) in the terminal."""
     table = Table(title=f"Model comparison: {title}", box=box.SIMPLE_HEAVY)
     table.add_column("")
     for group in groups:
@@ -143,8 +144,8 @@ def print_tables(console: Console, title: str, groups, classes, jobs) -> None:
     console.print(NOTE, style="dim")
     failed = failed_jobs(jobs)
     if failed:
-        errors = Table(title="Failed jobs", box=box.SIMPLE, title_style="bold red")
-        for column in ("job", "overrides", "error"):
+        errors = Table(title="Jobs without results", box=box.SIMPLE, title_style="bold red")
+        for column in ("job", "overrides", "why"):
             errors.add_column(column, overflow="fold")
         for row in failed:
             errors.add_row(*row)
