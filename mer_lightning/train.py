@@ -15,9 +15,9 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from mer_lightning import reports, resume
 from mer_lightning.checkpoint import check_matches
+from mer_lightning.class_weights import resolve_class_weights
 from mer_lightning.console import print_config_tree
 from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.errors import UserError
 from mer_lightning.history import EpochHistory
 from mer_lightning.models import build_net, net_config
 from mer_lightning.module import EmotionClassifier, TrainingDiverged
@@ -32,23 +32,6 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def class_weights(setting: Any, datamodule: MicroExpressionDataModule) -> list[float] | None:
-    """Resolve module.class_weights: null, "balanced" (inverse frequency), or a list."""
-    if setting is None:
-        return None
-    if setting == "balanced":
-        counts = datamodule.train_class_counts().float()
-        return (counts.sum() / (len(counts) * counts.clamp(min=1))).tolist()
-    weights = [float(w) for w in setting]
-    if len(weights) != datamodule.num_classes:
-        raise UserError(
-            f"module.class_weights has {len(weights)} values but the data has "
-            f"{datamodule.num_classes} classes {datamodule.class_names}; give one per class "
-            "or use module.class_weights=balanced"
-        )
-    return weights
-
-
 def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier, L.Trainer]:
     """Instantiate the datamodule, the model and the Trainer from a composed config."""
     datamodule: MicroExpressionDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
@@ -60,7 +43,9 @@ def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier
     module: EmotionClassifier = module_factory(
         net=build_net(arch),
         class_names=datamodule.class_names,
-        class_weights=class_weights(cfg.module.class_weights, datamodule),
+        class_weights=resolve_class_weights(
+            cfg.module.class_weights, datamodule.train_class_counts(), datamodule.class_names
+        ),
         mean=list(cfg.data.mean),
         std=list(cfg.data.std),
         image_size=cfg.data.image_size,

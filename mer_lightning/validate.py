@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mer_lightning import class_weights
 from mer_lightning.data.images import BAD_FILE_POLICIES
 from mer_lightning.data.layout import check_root
 from mer_lightning.errors import UserError
@@ -32,6 +33,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("module.optimizer.lr", lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 1e-3"),
     ("module.optimizer.weight_decay", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     ("module.label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("module.class_weights", class_weights.is_valid_setting, class_weights.EXPECTED),
     ("data.val_fraction", lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.1"),
     ("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),

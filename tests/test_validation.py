@@ -24,6 +24,10 @@ BAD_VALUES = [
     ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
     ("monitor.mode=maximum", "monitor.mode=maximum must be min or max"),
     ("resume=maybe", "resume=maybe must be true or false"),
+    (
+        "module.class_weights=balance",
+        "module.class_weights=balance must be null, one of ['none', 'sqrt', 'balanced']",
+    ),
 ]
 
 
