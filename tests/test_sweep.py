@@ -20,6 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
+from mer_lightning.trials import main as list_trials
 from tests.helpers import FAST_RUN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,6 +193,13 @@ def test_optuna_search_tunes_on_validation_only_and_continues_its_study(
     assert len(every_trial) == 4
     found = OmegaConf.load(second / "optimization_results.yaml")
     assert found.best_value == max(m["val_acc"] for m in every_trial)
+
+    # The study's record: every trial of both parts, the best first, the refused one failed.
+    trials_md = tmp_path / "search.md"
+    assert list_trials([f"sqlite:///{tmp_path / 'study.db'}", "--out", str(trials_md)]) == 0
+    rows = [line.split(" | ") for line in trials_md.read_text().splitlines()[6:]]
+    assert len(rows) == 5 and [row[1] for row in rows].count("FAIL") == 1
+    assert rows[0][1:3] == ["COMPLETE", f"{found.best_value:.4f}"]
 
 
 @pytest.mark.slow
