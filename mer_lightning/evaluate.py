@@ -5,7 +5,9 @@ checkpoint is tested on the test split as the run's own overrides plus the given
 define it, e.g. `data.dedup=true` for the test set without the copies of train images.
 Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt and
 confusion_matrix.{csv,png}, and a table of all runs to `DIR/evaluation_<overrides>.csv`;
-the run's own files are never touched. Exit status 2 for bad input.
+the run's own files are never touched. A run evaluated before with the same overrides keeps
+its results (they are reused, not redone), so the same command after more jobs of a sweep
+have finished evaluates just those. Exit status 2 for bad input.
 """
 
 import argparse
@@ -66,8 +68,14 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
             "rerun the training"
         )
     out = run_dir / "evaluate" / output_name(overrides)
+    if (out / "metrics.json").is_file():
+        log.info("%s: evaluated before with these overrides; reusing its metrics.json", run_dir)
+        return json.loads((out / "metrics.json").read_text())
     if out.exists():
-        raise UserError(f"{out} exists: remove it to evaluate again with the same overrides")
+        raise UserError(
+            f"{out} exists without metrics.json (an evaluation that stopped midway): "
+            "remove it to evaluate again"
+        )
     job_overrides = list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
     cfg = compose_run_config([*job_overrides, *overrides, "print_config=false"], out)
     with open_dict(cfg):

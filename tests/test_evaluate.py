@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 from mer_lightning.evaluate import main
@@ -60,16 +61,22 @@ def test_dedup_evaluation_leaves_out_the_leaked_test_images(trained_run, capsys)
 
 
 @pytest.mark.slow
-def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run):
+def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run, monkeypatch):
     assert main([str(trained_run)]) == 0
     evaluated = json.loads((trained_run / "evaluate" / "default" / "metrics.json").read_text())
     trained = json.loads((trained_run / "metrics.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(trained["test_acc"])
     assert evaluated["metrics"]["test/f1_macro"] == pytest.approx(trained["test_f1_macro"])
 
-    with pytest.raises(SystemExit) as exit_info:  # never overwrites an earlier evaluation
-        main([str(trained_run)])
-    assert exit_info.value.code == 2
+    # Again (e.g. after more jobs of a sweep finished): the earlier evaluation is kept as it is.
+    first = trained_run / "evaluate" / "default" / "metrics.json"
+    before = (first.read_bytes(), first.stat().st_mtime_ns)
+    monkeypatch.setattr(L.Trainer, "test", lambda *a, **k: pytest.fail("tested again"))
+    assert main([str(trained_run)]) == 0
+    assert (first.read_bytes(), first.stat().st_mtime_ns) == before
+    with (trained_run / "evaluation_default.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert float(row["test_acc"]) == pytest.approx(evaluated["test_acc"])
 
 
 def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
