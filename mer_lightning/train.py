@@ -32,8 +32,24 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier, L.Trainer]:
-    """Instantiate the datamodule, the model and the Trainer from a composed config."""
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer with its callbacks and loggers; it needs no data, so checks on the run dir
+    can use its checkpoint folders before the dataset is read."""
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    if str(cfg.trainer.precision) == "auto":
+        log.info("trainer.precision=auto: %s on this device", precision)
+    return hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, EpochHistory()],
+        logger=loggers or False,
+        precision=precision,
+    )
+
+
+def build_model(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier]:
+    """The datamodule (dataset read and split) and the model sized to its classes."""
     datamodule: MicroExpressionDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -51,18 +67,13 @@ def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier
         image_size=cfg.data.image_size,
         arch=arch,
     )
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    if str(cfg.trainer.precision) == "auto":
-        log.info("trainer.precision=auto: %s on this device", precision)
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=[*callbacks, EpochHistory()],
-        logger=loggers or False,
-        precision=precision,
-    )
-    return datamodule, module, trainer
+    return datamodule, module
+
+
+def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier, L.Trainer]:
+    """Instantiate the datamodule, the model and the Trainer from a composed config."""
+    trainer = build_trainer(cfg)
+    return *build_model(cfg), trainer
 
 
 def write_test_reports(out_dir: Path, summary: dict, confusion, trainer: L.Trainer) -> None:
@@ -127,7 +138,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print_config_tree(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule, module, trainer = build(cfg)
+    trainer = build_trainer(cfg)
+    resume.refuse_to_overwrite(cfg, trainer, run_dir)
+    datamodule, module = build_model(cfg)
     log.info("%s", datamodule.audit.summary())
     if datamodule.hparams.dedup:
         log.info(
@@ -137,7 +150,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             datamodule.dropped,
         )
 
-    resume.refuse_to_overwrite(cfg, trainer, run_dir)
     ckpt_path = resume.fit_checkpoint(cfg, trainer)
     if ckpt_path is not None:
         check_matches(ckpt_path, module.hparams.arch, list(module.hparams.class_names))

@@ -9,6 +9,7 @@ import torch
 
 from mer_lightning.checkpoint import load_checkpoint
 from mer_lightning.compare.jobs import read_jobs
+from mer_lightning.data.datamodule import MicroExpressionDataModule
 from mer_lightning.errors import UserError
 from mer_lightning.train import run
 from tests import resume_helpers
@@ -54,9 +55,12 @@ def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
     assert third == json.loads(stored) and (tmp_path / "metrics.json").read_text() == stored
 
 
-def test_a_new_run_refuses_a_dir_that_holds_another_run(synthetic_root, tmp_path):
+def test_a_new_run_refuses_a_dir_that_holds_another_run(synthetic_root, tmp_path, monkeypatch):
     run(compose_config(fast_overrides("cnn1", synthetic_root), tmp_path))
     kept = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    # The refusal comes at once, not after reading the dataset (half a minute on the real one).
+    read = lambda *a, **k: pytest.fail("read the dataset before refusing")  # noqa: E731
+    monkeypatch.setattr(MicroExpressionDataModule, "setup", read)
     with pytest.raises(UserError, match=r"already holds a run .*metrics\.json.*resume=true"):
         run(compose_config(fast_overrides("cnn1", synthetic_root, "seed=7"), tmp_path))
     assert {path: path.read_bytes() for path in kept} == kept  # nothing rewritten
