@@ -191,6 +191,10 @@ def test_optuna_search_tunes_on_validation_only_and_continues_its_study(
     assert result.returncode == 0, result.stderr[-3000:]
     every_trial = [*trials.values(), *job_metrics(second).values()]
     assert len(every_trial) == 4
+    # It proposes new values, not the first part's start-up trials again (same sampler seed).
+    tried = [set(OmegaConf.load(d / ".hydra/overrides.yaml")) for d in first.glob("trial_*")]
+    continued = set(OmegaConf.load(second / "trial_0/.hydra/overrides.yaml"))
+    assert all(continued != earlier for earlier in tried)
     found = OmegaConf.load(second / "optimization_results.yaml")
     assert found.best_value == max(m["val_acc"] for m in every_trial)
 
