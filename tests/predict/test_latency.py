@@ -17,7 +17,9 @@ def test_latency_benchmark_times_each_model_with_face_detection(tmp_path, capsys
     assert json.loads(out.read_text()) == payload
     assert [row["model"] for row in payload["results"]] == ["cnn1", "cnn2"]
     for row in payload["results"]:
-        assert 0 < row["detect_median_ms"] < row["median_ms"] <= row["p90_ms"]
+        # Detection and the whole pipeline are timed in separate loops: on a loaded machine
+        # their medians need not be ordered, so only each figure is checked.
+        assert row["detect_median_ms"] > 0 and 0 < row["median_ms"] <= row["p90_ms"]
         assert row["forward_median_ms"] > 0 and row["parameters"] > 0
     assert payload["runs"] == 3 and payload["photo_shape"][:2] == [480, 480]
     assert "Single-image prediction latency" in capsys.readouterr().out
