@@ -5,8 +5,9 @@ built by the Hydra callback at the end of the sweep or later by `python -m
 mer_lightning.compare DIR`, on this machine or on a copy of a cluster's multirun dir.
 Per job dir: `.hydra/overrides.yaml` and `.hydra/hydra.yaml` (Hydra), `metrics.json` (a
 completed run) or `failure.json` (a run that raised), else the newest `last*.ckpt` (how
-far an unfinished run got); per multirun dir: `failed_to_compose.json` (jobs whose config did
-not compose).
+far an unfinished run got), and `evaluate/<overrides>/metrics.json` (the run tested again
+by `python -m mer_lightning.evaluate`); per multirun dir: `failed_to_compose.json` (jobs
+whose config did not compose).
 """
 
 import json
@@ -37,6 +38,8 @@ class Job:
     error: str | None = None  # first line of the error of a failed job
     model: str | None = None  # model.name of the job's config
     metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json; {} if none
+    # evaluate/<overrides>/metrics.json by <overrides> (e.g. "data.dedup=true"); {} if none
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -99,6 +102,10 @@ def read_job(job_dir: Path) -> Job:
         job.status, job.error = COMPLETED, None
         job.metrics = json.loads((job_dir / "metrics.json").read_text())
         job.model = job.metrics.get("model", job.model)
+        job.evaluations = {
+            path.parent.name: json.loads(path.read_text())
+            for path in sorted(job_dir.glob("evaluate/*/metrics.json"))
+        }
     elif (job_dir / FAILURE_FILE).is_file():
         job.status = FAILED
         job.error = json.loads((job_dir / FAILURE_FILE).read_text())["error"]

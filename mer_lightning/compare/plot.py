@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mer_lightning.compare.paper import paper_figure  # noqa: E402
 from mer_lightning.compare.summary import Group  # noqa: E402
 
 
@@ -14,10 +15,13 @@ def comparison_figure(groups: Sequence[Group], title: str):
     """Test (filled) and train (hollow) accuracy in % against fit seconds.
 
     With several runs per model the points are means and the bars one std on both axes.
-    Models without a completed run are left out (the table lists them).
+    A dashed line in a model's colour marks the paper's test accuracy for it (the paper's fit
+    times, on other hardware, are not comparable). Models without a completed run are left
+    out (the table lists them).
     """
     fig, ax = plt.subplots(figsize=(7, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drew_paper = False
     for i, group in enumerate(g for g in groups if g.completed):
         seconds, color = group.stat("fit_seconds"), colors[i % len(colors)]
         for name, filled, marker in (("test_acc", True, "o"), ("train_acc", False, "s")):
@@ -35,6 +39,10 @@ def comparison_figure(groups: Sequence[Group], title: str):
                 markersize=9,
                 capsize=4,
             )
+        paper_test = paper_figure(group.model, "test_acc")
+        if paper_test is not None:
+            ax.axhline(100 * paper_test, color=color, linestyle="--", alpha=0.6)
+            drew_paper = True
         test, train = group.stat("test_acc"), group.stat("train_acc")
         if test is not None and train is not None and seconds is not None:
             x, y = [seconds.mean] * 2, [100 * test.mean, 100 * train.mean]
@@ -49,6 +57,8 @@ def comparison_figure(groups: Sequence[Group], title: str):
             )
     ax.plot([], [], "o", color="gray", label="test accuracy")
     ax.plot([], [], "s", color="gray", markerfacecolor="none", label="train accuracy")
+    if drew_paper:
+        ax.plot([], [], "--", color="gray", label="paper's test accuracy")
     ax.set_xlabel("generation time: fit seconds")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)

@@ -54,9 +54,19 @@ class Group:
     def completed(self) -> list[Job]:
         return [job for job in self.jobs if job.completed]
 
-    def stat(self, name: str) -> Stat | None:
-        """`metric(name)` over the completed jobs; None when no job has it."""
-        values = [metric(job.metrics, name) for job in self.completed]
+    @property
+    def model(self) -> str | None:
+        """model.name of the group's jobs (they differ in the seed only)."""
+        return self.jobs[0].model
+
+    def stat(self, name: str, evaluation: str | None = None) -> Stat | None:
+        """`metric(name)` over the completed jobs, or over their `evaluation` (an
+        `evaluate/<overrides>` folder name) when given; None when no job has it."""
+        sources = [
+            job.evaluations.get(evaluation, {}) if evaluation else job.metrics
+            for job in self.completed
+        ]
+        values = [metric(source, name) for source in sources]
         values = [value for value in values if value is not None]
         return Stat(values) if values else None
 
@@ -92,6 +102,11 @@ def rank_by_fit_seconds(groups: Sequence[Group]) -> None:
     ranked = sorted(((s.mean, g.label, g) for s, g in timed if s is not None), key=lambda t: t[:2])
     for rank, (_, _, group) in enumerate(ranked, start=1):
         group.generation_order = rank
+
+
+def evaluation_names(jobs: Sequence[Job]) -> list[str]:
+    """The `evaluate/<overrides>` folders of the completed jobs, in first-seen order."""
+    return list(dict.fromkeys(name for job in jobs if job.completed for name in job.evaluations))
 
 
 def class_names(jobs: Sequence[Job]) -> list[str]:

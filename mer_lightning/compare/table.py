@@ -2,7 +2,9 @@
 
 Rows follow the paper's Table 1 (Train, Test, Generation order; one column per model), then
 what the paper did not report: fit seconds, training throughput, parameters, macro and
-per-class F1 on the test split.
+per-class F1 on the test split. Under a row the paper reports for a model comes a "paper"
+row with its figure, and under Test one row per re-test of `python -m mer_lightning.evaluate`
+(e.g. "Test, data.dedup=true").
 """
 
 import csv
@@ -14,12 +16,22 @@ from rich.console import Console
 from rich.table import Table
 
 from mer_lightning.compare.jobs import Job
-from mer_lightning.compare.summary import Group, metric, varying_keys
+from mer_lightning.compare.paper import paper_figure
+from mer_lightning.compare.summary import Group, evaluation_names, metric, varying_keys
 
 NOTE = (
     "Train and Test are accuracies in %. With several runs per model (seeds), numbers are "
     "mean ± sample std. Generation order ranks the models by fit seconds "
     "(1 = finished training first)."
+)
+PAPER_SUFFIX = ", paper"
+PAPER_NOTE = (
+    'Rows ending in "paper" are the figures of Sánchez García et al. (2023) on the same test '
+    "split: Table 1, and Figure 6 for CNN1's F1."
+)
+EVALUATION_NOTE = (
+    '"Test, <overrides>" rows are the best checkpoints tested again with those overrides by '
+    "`python -m mer_lightning.evaluate DIR <overrides>`."
 )
 JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
     "model",
@@ -35,31 +47,74 @@ JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
     "test_f1_macro",
     "best_checkpoint",
 )
+RETEST_KEYS = (
+    "test_acc",
+    "test_f1_macro",
+)  # CSV columns per re-test, e.g. test_acc[data.dedup=true]
 
 
-def _cell(group: Group, name: str, spec: str, scale: float = 1.0, spread: bool = True) -> str:
-    stat = group.stat(name)
+def _cell(
+    group: Group,
+    name: str,
+    spec: str,
+    scale: float = 1.0,
+    spread: bool = True,
+    evaluation: str | None = None,
+) -> str:
+    stat = group.stat(name, evaluation)
     if stat is None:
         return "—"
     return stat.format(spec, scale) if spread else format(stat.mean * scale, spec)
 
 
+def _measured_and_paper(
+    groups: Sequence[Group], row: str, name: str, spec: str, scale: float = 1.0
+) -> list[tuple[str, list[str]]]:
+    """The row of metric `name`, then its "paper" row if the paper reports it for a model."""
+    rows = [(row, [_cell(g, name, spec, scale) for g in groups])]
+    paper = [paper_figure(g.model, name) for g in groups]
+    if any(value is not None for value in paper):
+        cells = ["—" if value is None else format(value * scale, spec) for value in paper]
+        rows.append((row + PAPER_SUFFIX, cells))
+    return rows
+
+
 def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[str, list[str]]]:
     """(row name, one cell per group) for every row of the comparison table."""
+    evaluations = evaluation_names([job for group in groups for job in group.jobs])
     rows = [
-        ("Train", [_cell(g, "train_acc", ".2f", 100) for g in groups]),
-        ("Test", [_cell(g, "test_acc", ".2f", 100) for g in groups]),
+        *_measured_and_paper(groups, "Train", "train_acc", ".2f", 100),
+        *_measured_and_paper(groups, "Test", "test_acc", ".2f", 100),
+        *[(f"Test, {name}", [_retest_cell(g, name) for g in groups]) for name in evaluations],
         ("Generation order", [str(g.generation_order or "—") for g in groups]),
         ("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups]),
         ("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
         ("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
-        ("Macro F1", [_cell(g, "test_f1_macro", ".3f") for g in groups]),
+        *_measured_and_paper(groups, "Macro F1", "test_f1_macro", ".3f"),
     ]
-    rows += [
-        (f"F1 {name}", [_cell(g, f"test/f1/{name}", ".3f") for g in groups]) for name in classes
-    ]
+    for name in classes:
+        rows += _measured_and_paper(groups, f"F1 {name}", f"test/f1/{name}", ".3f")
     rows.append(("Runs", [_runs(g) for g in groups]))
     return rows
+
+
+def table_note(rows: Sequence[tuple[str, list[str]]]) -> str:
+    """How to read the table, including its paper and re-test rows when it has them."""
+    names = [name for name, _ in rows]
+    parts = [NOTE]
+    if any(name.endswith(PAPER_SUFFIX) for name in names):
+        parts.append(PAPER_NOTE)
+    if any(name.startswith("Test, ") and not name.endswith(PAPER_SUFFIX) for name in names):
+        parts.append(EVALUATION_NOTE)
+    return " ".join(parts)
+
+
+def _retest_cell(group: Group, evaluation: str) -> str:
+    """Test accuracy of the group's re-tests; says how many are missing, if any are."""
+    tested = sum(evaluation in job.evaluations for job in group.completed)
+    if tested < len(group.completed):
+        return f"— ({tested} of {len(group.completed)} re-tested)"
+    return _cell(group, "test_acc", ".2f", 100, evaluation=evaluation)
 
 
 def _runs(group: Group) -> str:
@@ -88,10 +143,9 @@ def markdown(title: str, groups, classes, jobs) -> str:
     lines = [f"# Model comparison: {title}", "", f"{len(jobs)} jobs, {done} completed.", ""]
     lines.append("| | " + " | ".join(_md(g.label) for g in groups) + " |")
     lines.append("|---|" + "---:|" * len(groups))
-    lines += [
-        f"| {name} | " + " | ".join(cells) + " |" for name, cells in table_rows(groups, classes)
-    ]
-    lines += ["", NOTE, ""]
+    rows = table_rows(groups, classes)
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    lines += ["", table_note(rows), ""]
     failed = failed_jobs(jobs)
     if failed:
         lines += ["## Jobs without results", "", "| job | overrides | why |", "|---|---|---|"]
@@ -105,7 +159,8 @@ def _md(text: str) -> str:
 
 
 def write_csv(path: Path, groups: Sequence[Group]) -> None:
-    """comparison.csv: one row per job with every override and every metric.
+    """comparison.csv: one row per job with every override and every metric, and the
+    accuracy and macro F1 of each re-test by `mer_lightning.evaluate`.
 
     `dir` is relative to the multirun dir (where comparison.csv is written).
     """
@@ -114,9 +169,13 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
     override_keys = list(dict.fromkeys(k for _, job in jobs for k in job.overrides))
     logged = sorted({k for _, job in jobs for k in job.metrics.get("metrics", {})})
     classes = list(dict.fromkeys(c for _, job in jobs for c in job.metrics.get("per_class") or {}))
+    retests = [
+        (name, key) for name in evaluation_names([j for _, j in jobs]) for key in RETEST_KEYS
+    ]
     header = ["job", "status", "error", "group", "generation_order", "dir"]
     header += [f"override.{k}" for k in override_keys] + list(JOB_KEYS) + logged
     header += [f"test/support/{name}" for name in classes]
+    header += [f"{key}[{name}]" for name, key in retests]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -129,6 +188,7 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
                 + [job.metrics.get(k) for k in JOB_KEYS]
                 + [metric(job.metrics, k) for k in logged]
                 + [per_class.get(name, {}).get("support") for name in classes]
+                + [job.evaluations.get(name, {}).get(key) for name, key in retests]
             )
 
 
@@ -138,10 +198,12 @@ def print_tables(console: Console, title: str, groups, classes, jobs) -> None:
     table.add_column("")
     for group in groups:
         table.add_column(group.label, justify="right")
-    for name, cells in table_rows(groups, classes):
-        table.add_row(name, *cells, end_section=name in ("Generation order", "Macro F1"))
+    rows = table_rows(groups, classes)
+    section_starts = {"Fit seconds", f"F1 {classes[0]}" if classes else "Runs", "Runs"}
+    for (name, cells), following in zip(rows, [*rows[1:], ("", [])], strict=True):
+        table.add_row(name, *cells, end_section=following[0] in section_starts)
     console.print(table)
-    console.print(NOTE, style="dim")
+    console.print(table_note(rows), style="dim")
     failed = failed_jobs(jobs)
     if failed:
         errors = Table(title="Jobs without results", box=box.SIMPLE, title_style="bold red")
