@@ -47,10 +47,9 @@ JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
     "test_f1_macro",
     "best_checkpoint",
 )
-RETEST_KEYS = (
-    "test_acc",
-    "test_f1_macro",
-)  # CSV columns per re-test, e.g. test_acc[data.dedup=true]
+# CSV columns per re-test by mer_lightning.evaluate, e.g. test_acc[data.dedup=true]
+RETEST_KEYS = ("test_acc", "test_f1_macro")
+RETEST_PREFIX = "Test, "  # row name of a re-test: "Test, data.dedup=true"
 
 
 def _cell(
@@ -85,7 +84,7 @@ def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[st
     rows = [
         *_measured_and_paper(groups, "Train", "train_acc", ".2f", 100),
         *_measured_and_paper(groups, "Test", "test_acc", ".2f", 100),
-        *[(f"Test, {name}", [_retest_cell(g, name) for g in groups]) for name in evaluations],
+        *[(RETEST_PREFIX + name, [_retest_cell(g, name) for g in groups]) for name in evaluations],
         ("Generation order", [str(g.generation_order or "—") for g in groups]),
         ("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups]),
         ("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
@@ -104,7 +103,7 @@ def table_note(rows: Sequence[tuple[str, list[str]]]) -> str:
     parts = [NOTE]
     if any(name.endswith(PAPER_SUFFIX) for name in names):
         parts.append(PAPER_NOTE)
-    if any(name.startswith("Test, ") and not name.endswith(PAPER_SUFFIX) for name in names):
+    if any(name.startswith(RETEST_PREFIX) and not name.endswith(PAPER_SUFFIX) for name in names):
         parts.append(EVALUATION_NOTE)
     return " ".join(parts)
 
