@@ -5,7 +5,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # An installed wheel carries the configs inside the package; a source checkout keeps them
@@ -29,3 +29,10 @@ def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
     output_dir.mkdir(parents=True, exist_ok=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def recompose_run_config(run_dir: Path, overrides: list[str], output_dir: Path) -> DictConfig:
+    """The config a finished run was trained with (its `.hydra/overrides.yaml`) plus
+    `overrides`: for tools that test or reuse a run's checkpoint on its own data."""
+    trained_with = list(OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml"))
+    return compose_run_config([*trained_with, *overrides, "print_config=false"], output_dir)

@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 from rich.console import Console
 from rich.table import Table
 
 from mer_lightning import reports
 from mer_lightning.checkpoint import check_matches
-from mer_lightning.config import compose_run_config
+from mer_lightning.config import recompose_run_config
 from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
 from mer_lightning.train import build, write_test_reports
@@ -56,17 +56,23 @@ def output_name(overrides: list[str]) -> str:
     return re.sub(r"[^\w.=,+-]", "_", ",".join(overrides)) if overrides else "default"
 
 
-def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the summary."""
+def best_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """A finished run's metrics.json and the best checkpoint it names, which must exist."""
     trained = json.loads((run_dir / "metrics.json").read_text())
     if not trained.get("best_checkpoint"):
         raise UserError(f"{run_dir}/metrics.json names no best checkpoint: nothing to test")
     checkpoint = run_dir / trained["best_checkpoint"]
     if not checkpoint.is_file():
         raise UserError(
-            f"{checkpoint} is missing (named by {run_dir}/metrics.json); restore it or "
-            "rerun the training"
+            f"{checkpoint} is missing (named by {run_dir}/metrics.json); restore it, rerun "
+            "the training, or move the run out of the dir given"
         )
+    return trained, checkpoint
+
+
+def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the summary."""
+    trained, checkpoint = best_checkpoint(run_dir)
     out = run_dir / "evaluate" / output_name(overrides)
     if (out / "metrics.json").is_file():
         log.info("%s: evaluated before with these overrides; reusing its metrics.json", run_dir)
@@ -76,8 +82,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
             f"{out} exists without metrics.json (an evaluation that stopped midway): "
             "remove it to evaluate again"
         )
-    job_overrides = list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
-    cfg = compose_run_config([*job_overrides, *overrides, "print_config=false"], out)
+    cfg = recompose_run_config(run_dir, overrides, out)
     with open_dict(cfg):
         cfg.logger = None  # the run's TensorBoard log stays as training left it
     datamodule, module, trainer = build(cfg)

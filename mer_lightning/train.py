@@ -48,11 +48,17 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     )
 
 
-def build_model(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier]:
-    """The datamodule (dataset read and split) and the model sized to its classes."""
+def build_datamodule(cfg: DictConfig) -> MicroExpressionDataModule:
+    """The datamodule of `cfg.data`, with the dataset read and the validation split drawn."""
     datamodule: MicroExpressionDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
+    return datamodule
+
+
+def build_model(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier]:
+    """The datamodule (dataset read and split) and the model sized to its classes."""
+    datamodule = build_datamodule(cfg)
     arch = net_config(cfg.model, datamodule.num_classes)
     # A partial, so that arch (a dict with its own _target_) reaches the module as data.
     module_factory = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")

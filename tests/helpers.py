@@ -1,11 +1,16 @@
 """Shared test helpers: a synthetic Kaggle-layout dataset and in-process Hydra runs."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 from PIL import Image
 
 from mer_lightning.config import compose_run_config as compose_config  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
@@ -58,3 +63,17 @@ def write_dataset(root: Path, train_per_class: int = 14, test_per_class: int = 6
 def fast_overrides(model: str, data_root: Path, *extra: str) -> list[str]:
     """Overrides for a quick run of `model` on the dataset at `data_root`."""
     return [f"model={model}", f"data.root={data_root}", *FAST_RUN, *FAST_MODEL[model], *extra]
+
+
+def train_with_cli(*args: str, cwd: Path) -> None:
+    """`python -m mer_lightning args...` from `cwd` on one thread, with this checkout
+    importable; fails the test with the end of stderr unless it exits with status 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mer_lightning", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

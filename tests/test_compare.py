@@ -300,6 +300,9 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
     (done / "evaluate/data.dedup=true").mkdir(parents=True)
     (done / "evaluate/data.dedup=true/metrics.json").write_text("{}")
     (sweep / "evaluation_data.dedup=true.csv").write_text("run,model\n")
+    (sweep / "ensemble/default").mkdir(parents=True)
+    for name in ("ensemble.md", "metrics.json", "confusion_matrix.csv"):
+        (sweep / "ensemble/default" / name).write_text(name)
     make_job(sweep, 1, ["model=resnet18"], "resnet18", error=RuntimeError("out of memory"))
     out = tmp_path / "docs" / "results" / "paper"
 
@@ -314,6 +317,8 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
         "comparison.csv",
         "comparison.md",
         "comparison.png",
+        "ensemble/default/ensemble.md",
+        "ensemble/default/metrics.json",
         "evaluation_data.dedup=true.csv",
     ]
     assert (out / "comparison.md").read_text() == (sweep / "comparison.md").read_text()

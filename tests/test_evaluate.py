@@ -2,9 +2,6 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -12,9 +9,7 @@ import pytest
 
 from mer_lightning.evaluate import main
 from tests.data_faults import copy_dataset, write_duplicates
-from tests.helpers import fast_overrides
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import fast_overrides, train_with_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +19,12 @@ def trained_run(synthetic_root, tmp_path_factory) -> Path:
     root = copy_dataset(synthetic_root, tmp / "Micro_Expressions")
     write_duplicates(root)
     run_dir = tmp / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "mer_lightning", *fast_overrides("cnn1", root)]
-        + [f"hydra.run.dir={run_dir}", "callbacks.model_summary=null"],
+    train_with_cli(
+        *fast_overrides("cnn1", root),
+        f"hydra.run.dir={run_dir}",
+        "callbacks.model_summary=null",
         cwd=tmp,
-        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
 

@@ -1,8 +1,9 @@
 """Copy a sweep's results into a folder meant for version control (docs/results/<name>/).
 
 Only the small files a reader needs: the comparison report, the evaluation tables of
-`python -m mer_lightning.evaluate`, and each completed job's classification report,
-confusion matrix and metrics, also those of its evaluations; no checkpoints or event files.
+`python -m mer_lightning.evaluate`, each completed job's classification report,
+confusion matrix and metrics, also those of its evaluations, and the same files of the
+sweep's ensembles (`python -m mer_lightning.ensemble`); no checkpoints or event files.
 """
 
 import shutil
@@ -12,6 +13,7 @@ from mer_lightning.compare import REPORT_FILES, Comparison
 from mer_lightning.errors import UserError
 
 JOB_FILES = ("classification_report.txt", "confusion_matrix.png", "metrics.json")
+ENSEMBLE_FILES = (*JOB_FILES, "ensemble.md")
 
 
 def publish(result: Comparison, out: Path) -> list[Path]:
@@ -30,6 +32,8 @@ def publish(result: Comparison, out: Path) -> list[Path]:
             evaluations = [p for p in sorted((job.dir / "evaluate").glob("*")) if p.is_dir()]
             for folder in (job.dir, *evaluations):
                 sources += [folder / name for name in JOB_FILES if (folder / name).is_file()]
+    for folder in sorted((result.sweep_dir / "ensemble").glob("*")):
+        sources += [folder / name for name in ENSEMBLE_FILES if (folder / name).is_file()]
     copies = []
     for source in sources:
         target = out / source.relative_to(result.sweep_dir)

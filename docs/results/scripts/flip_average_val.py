@@ -12,21 +12,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import hydra
-from omegaconf import OmegaConf
-
 from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.config import compose_run_config
+from mer_lightning.config import recompose_run_config
+from mer_lightning.train import build_datamodule
 
 
 def flip_average_accuracy(run: Path) -> tuple[int, float, float]:
     """(val images, plain accuracy, flip-averaged accuracy) of `run`'s best checkpoint."""
     metrics = json.loads((run / "metrics.json").read_text())
-    overrides = [o for o in OmegaConf.load(run / ".hydra" / "overrides.yaml") if "resume" not in o]
-    cfg = compose_run_config([*overrides, "print_config=false"], Path(tempfile.mkdtemp()))
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = build_datamodule(recompose_run_config(run, [], Path(tempfile.mkdtemp())))
     model = load_checkpoint(run / metrics["best_checkpoint"])
     plain = averaged = total = 0
     for images, labels in datamodule.val_dataloader():
