@@ -138,13 +138,14 @@ def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
     out = sweep_dir / "ensemble" / output_name(overrides)
     if (out / "metrics.json").is_file():
         before = json.loads((out / "metrics.json").read_text())
-        if [m["run"] for m in before["members"]] == names:
+        built_from = [m["run"] for m in before["members"]]
+        if built_from == names:
             log.info("%s: built before from the same runs; showing its metrics.json", out)
             return before
         raise UserError(
-            f"{out} holds the ensemble of {len(before['members'])} runs, but {sweep_dir} now "
-            f"has {len(names)} finished: move {out} away (e.g. to {out.name}-old) to build "
-            "it again"
+            f"{out} holds the ensemble of {len(built_from)} runs ({', '.join(built_from)}), "
+            f"but {sweep_dir} now has {len(names)} finished, a different set "
+            f"({', '.join(names)}): move {out} away (e.g. to {out.name}-old) to build it again"
         )
     if out.is_dir() and any(out.iterdir()):
         raise UserError(

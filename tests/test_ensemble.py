@@ -106,7 +106,8 @@ def test_ensemble_refuses_to_replace_one_built_from_other_runs(sweep, tmp_path, 
 
     assert exit_info.value.code == 2
     message = " ".join(capsys.readouterr().out.split())
-    assert "holds the ensemble of 2 runs" in message and "now has 3 finished" in message
+    assert "holds the ensemble of 2 runs (0_seed=1, 1_seed=2)" in message
+    assert "now has 3 finished, a different set (0_seed=1, 1_seed=2, 2_seed=3)" in message
     assert "default-old" in message
     assert (grown / "ensemble" / "default" / "metrics.json").read_bytes() == before
 
