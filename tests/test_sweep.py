@@ -272,6 +272,29 @@ def test_failed_jobs_stop_neither_the_sweep_nor_the_report(extra_conf, synthetic
         assert f"torch threads at job start: {threads}\n" in log.read_text()
 
 
+@pytest.mark.slow
+def test_one_job_sweeps_into_one_sweep_dir_keep_their_own_job_dirs(
+    extra_conf, synthetic_root, tmp_path
+):
+    """Nothing varies in a one-job sweep: its job dir is named by all its overrides, so a second
+    one-job sweep with other settings into the same sweep dir leaves the first job's files."""
+    sweep_dir = tmp_path / "multirun"
+    for seed in (1, 2):  # broken fails fast, after Hydra has made its job dir
+        result = run_cli(
+            "-m",
+            "model=broken",
+            f"seed={seed}",
+            *sweep_args(extra_conf, synthetic_root, sweep_dir),
+            cwd=tmp_path,
+        )
+        assert result.returncode == 1, result.stderr[-3000:]
+
+    jobs = [p.parent.name.split(",") for p in sweep_dir.glob("*/failure.json")]
+    assert len(jobs) == 2 and all(job[0].startswith("0_") for job in jobs)
+    assert all("model=broken" in job for job in jobs)
+    assert sorted(o for job in jobs for o in job if o.startswith("seed=")) == ["seed=1", "seed=2"]
+
+
 FAKE_SLURM = {  # just enough of SLURM for submitit to write and "submit" its sbatch script
     "srun": "#!/bin/sh\nexit 0\n",
     "sbatch": "#!/bin/sh\n"

@@ -9,7 +9,9 @@
    override, so `-m model=cnn1,cnn2` with ten fixed overrides makes dir names past the
    255-character limit, and TensorBoard run names nobody can read. Overrides that are the
    same in every job are added to `hydra.job.config.override_dirname.exclude_keys`:
-   `0_model=cnn1,seed=1`.
+   `0_model=cnn1,seed=1`. A sweep of one job varies nothing, so its job keeps every override
+   in its name as in Hydra (`0_model=cnn2,seed=1`), not a bare `0_` that the next one-job
+   sweep into the same sweep dir would reuse.
 """
 
 import logging
@@ -30,8 +32,10 @@ class TolerantSweeper(basic_sweeper.BasicSweeper):
     """Cartesian-product sweeper (same syntax as `basic`); see the module docstring."""
 
     def constant_keys(self) -> list[str]:
-        """Keys of the overrides that have the same value in every job of the sweep."""
+        """Keys of the overrides that have the same value in every job of a sweep of several."""
         jobs = [list(job) for batch in self.overrides for job in batch]
+        if len(jobs) < 2:
+            return []
         common = set(jobs[0]).intersection(*jobs[1:])
         parser = OverridesParser.create()
         return sorted(override.key_or_group for override in parser.parse_overrides(list(common)))
