@@ -1,6 +1,7 @@
 """Where the Hydra configs live, and composing the train config outside a Hydra run."""
 
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -36,3 +37,9 @@ def recompose_run_config(run_dir: Path, overrides: list[str], output_dir: Path) 
     `overrides`: for tools that test or reuse a run's checkpoint on its own data."""
     trained_with = list(OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml"))
     return compose_run_config([*trained_with, *overrides, "print_config=false"], output_dir)
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """The model name and seed that a run's metrics.json records: they name the run in
+    reports, and resume=true checks them before taking a finished run's results as its own."""
+    return {"model": cfg.model.get("name", cfg.model._target_), "seed": cfg.get("seed")}

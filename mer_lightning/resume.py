@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from mer_lightning.config import run_identity
 from mer_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,21 @@ def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / METRICS_FILE
     if not cfg.get("resume") or not path.is_file():
         return None
+    finished = json.loads(path.read_text())
+    ours = run_identity(cfg)
+    theirs = {key: finished.get(key) for key in ours}
+    if theirs != ours:
+        raise UserError(
+            f"resume=true: {run_dir} holds a finished run of {_describe(theirs)} ({path}), "
+            f"not of this run's {_describe(ours)}; its results are not this run's. Give this run "
+            "its own dir (hydra.run.dir=..., or hydra.sweep.dir=... in a sweep)"
+        )
     log.info("resume=true: %s already finished (metrics.json); not training it again", run_dir)
-    return json.loads(path.read_text())
+    return finished
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    return f"model={identity['model']} seed={identity['seed']}"
 
 
 def checkpoint_folders(trainer: L.Trainer) -> set[Path]:

@@ -16,6 +16,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from mer_lightning import reports, resume
 from mer_lightning.checkpoint import check_matches
 from mer_lightning.class_weights import resolve_class_weights
+from mer_lightning.config import run_identity
 from mer_lightning.console import print_config_tree
 from mer_lightning.data.datamodule import MicroExpressionDataModule
 from mer_lightning.history import EpochHistory
@@ -187,8 +188,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
 
     summary = {
-        "model": cfg.model.get("name", cfg.model._target_),
-        "seed": cfg.get("seed"),
+        **run_identity(cfg),
         "epochs": epochs,
         "parameters": sum(p.numel() for p in module.net.parameters()),
         "fit_seconds": fit_seconds,

@@ -54,6 +54,17 @@ def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
     third = run(compose_config([*more, "resume=true"], tmp_path))
     assert third == json.loads(stored) and (tmp_path / "metrics.json").read_text() == stored
 
+    # A finished run of another model or seed in the same dir is not taken as this one's.
+    for other in (fast_overrides("cnn2", synthetic_root), [*more, "seed=7"]):
+        with pytest.raises(UserError) as error:
+            run(compose_config([*other, "resume=true"], tmp_path))
+        this_run = "model=cnn2 seed=42" if "model=cnn2" in other else "model=cnn1 seed=7"
+        assert "holds a finished run of model=cnn1 seed=42" in str(error.value)
+        assert f"not of this run's {this_run}" in str(error.value) and "hydra.run.dir" in str(
+            error.value
+        )
+    assert (tmp_path / "metrics.json").read_text() == stored
+
 
 def test_a_new_run_refuses_a_dir_that_holds_another_run(synthetic_root, tmp_path, monkeypatch):
     run(compose_config(fast_overrides("cnn1", synthetic_root), tmp_path))
