@@ -93,6 +93,23 @@ def test_ensemble_scores_the_averaged_probabilities_on_val_and_test(sweep, tmp_p
 
 
 @pytest.mark.slow
+def test_a_folder_of_links_ensembles_runs_from_several_sweeps(sweep, tmp_path):
+    picked = tmp_path / "picked"  # as if the jobs came from two sweeps: links, named freely
+    picked.mkdir()
+    (picked / "first_sweep_seed1").symlink_to(sweep / "0_seed=1")
+    (picked / "second_sweep_seed2").symlink_to(sweep / "1_seed=2")
+
+    assert main([str(picked)]) == 0
+
+    summary = json.loads((picked / "ensemble" / "default" / "metrics.json").read_text())
+    assert [m["run"] for m in summary["members"]] == ["first_sweep_seed1", "second_sweep_seed2"]
+    assert summary["test_acc"] == pytest.approx(
+        independent_test_accuracy(sweep, tmp_path / "scratch"), abs=1e-6
+    )
+    assert not (sweep / "0_seed=1" / "ensemble").exists()  # the runs' own dirs stay as they were
+
+
+@pytest.mark.slow
 def test_ensemble_refuses_to_replace_one_built_from_other_runs(sweep, tmp_path, capsys):
     grown = tmp_path / "sweep"
     shutil.copytree(sweep, grown, symlinks=True)
