@@ -62,8 +62,7 @@ def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str]):
     fig, ax = metric.plot(val=confusion, labels=list(class_names))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.set_size_inches(7, 6)
-    fig.tight_layout()
+    fig.set_size_inches(7, 6)  # torchmetrics' figure lays itself out (constrained layout)
     return fig
 
 
