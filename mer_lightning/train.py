@@ -191,6 +191,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         **run_identity(cfg),
         "epochs": epochs,
         "parameters": sum(p.numel() for p in module.net.parameters()),
+        "precision": str(trainer.precision),
         "fit_seconds": fit_seconds,
         "train_images_per_second": images_seen / fit_seconds if fit_seconds > 0 else None,
         "train_images_seen": images_seen,

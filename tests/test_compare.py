@@ -26,6 +26,7 @@ def metrics_json(model: str, seed: int, train: float, test: float, seconds: floa
         "seed": seed,
         "epochs": 30,
         "parameters": {"cnn1": 3_107_335, "resnet18": 11_442_759}[model],
+        "precision": "32-true",
         "fit_seconds": seconds,
         "train_images_per_second": 6840 / seconds,
         "train_images_seen": 6840,
@@ -99,6 +100,7 @@ def test_seeds_give_mean_and_std_and_generation_order(seed_sweep):
     assert rows["Generation order"] == ["2", "1"]  # resnet18 fits in 5 s, cnn1 in 12 s
     assert rows["Fit seconds"] == ["12.0 ± 2.0", "5.0 ± 0.0"]
     assert rows["Parameters"] == ["3,107,335", "11,442,759"]
+    assert rows["Precision"] == ["32-true", "32-true"]
     assert rows["Runs"] == ["3", "3"]
     for i, name in enumerate(CLASSES):
         expected = [
@@ -107,6 +109,25 @@ def test_seeds_give_mean_and_std_and_generation_order(seed_sweep):
         ]
         assert rows[f"F1 {name}"] == expected
     assert "Jobs without results" not in (seed_sweep / "comparison.md").read_text()
+
+
+def test_precision_row_shows_every_precision_a_model_trained_in(seed_sweep):
+    """Fit seconds compare fairly only within one precision: a sweep resumed on a machine
+    where trainer.precision=auto resolves otherwise must show it."""
+    jobs = sorted(seed_sweep.glob("*_model=resnet18,*"))
+    for job, precision in zip(jobs, ["bf16-mixed", None], strict=False):
+        metrics = json.loads((job / "metrics.json").read_text())
+        metrics.pop("precision")
+        if precision:
+            metrics["precision"] = precision
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    build_report(seed_sweep)
+
+    rows = table((seed_sweep / "comparison.md").read_text())
+    assert rows["Precision"] == ["32-true", "bf16-mixed, —, 32-true"]  # — : not recorded
+    with (seed_sweep / "comparison.csv").open() as handle:
+        by_dir = {r["dir"]: r["precision"] for r in csv.DictReader(handle)}
+    assert by_dir[jobs[0].name] == "bf16-mixed" and by_dir[jobs[1].name] == ""
 
 
 def test_csv_has_one_row_per_job_with_overrides_and_metrics(seed_sweep):

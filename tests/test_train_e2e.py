@@ -9,6 +9,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mer_lightning.errors import UserError
+from mer_lightning.speed import resolve_precision
 from mer_lightning.train import build, run
 from tests.helpers import CLASSES, FAST_MODEL, FAST_RUN, compose_config, fast_overrides
 
@@ -27,6 +28,7 @@ def test_fit_then_test_writes_every_artifact(model, synthetic_root, tmp_path):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["fit_seconds"] > 0 and metrics["train_images_per_second"] > 0
     assert metrics["parameters"] > 0 and metrics["epochs"] == 1 and metrics["seed"] == 42
+    assert metrics["precision"] == resolve_precision("auto", "cpu")  # what auto ran as
     assert metrics["train_images_seen"] == 7 * 13  # 14 per class minus the 1 held out
     assert sum(row["support"] for row in metrics["per_class"].values()) == 7 * 6
     assert set(metrics["per_class"]["fear"]) == {"precision", "recall", "f1", "support"}

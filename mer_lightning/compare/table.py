@@ -1,7 +1,7 @@
 """The comparison as rows of text, rendered as Markdown, CSV and a rich table.
 
 Rows follow the paper's Table 1 (Train, Test, Generation order; one column per model), then
-what the paper did not report: fit seconds, training throughput, parameters, macro and
+what the paper did not report: fit seconds, training throughput, parameters, precision, macro and
 per-class F1 on the test split. Under a row the paper reports for a model comes a "paper"
 row with its figure, and under Test one row per re-test of `python -m mer_lightning.evaluate`
 (e.g. "Test, data.dedup=true").
@@ -38,6 +38,7 @@ JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
     "seed",
     "epochs",
     "parameters",
+    "precision",
     "fit_seconds",
     "train_images_per_second",
     "train_images_seen",
@@ -89,6 +90,7 @@ def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[st
         ("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups]),
         ("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
         ("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
+        ("Precision", [_precisions(g) for g in groups]),
         *_measured_and_paper(groups, "Macro F1", "test_f1_macro", ".3f"),
     ]
     for name in classes:
@@ -114,6 +116,13 @@ def _retest_cell(group: Group, evaluation: str) -> str:
     if tested < len(group.completed):
         return f"— ({tested} of {len(group.completed)} re-tested)"
     return _cell(group, "test_acc", ".2f", 100, evaluation=evaluation)
+
+
+def _precisions(group: Group) -> str:
+    """The precision(s) the group's completed jobs trained in; fit seconds compare fairly only
+    between the same precision (on the same machine). "—" for runs that did not record it."""
+    found = [job.metrics.get("precision") for job in group.completed]
+    return ", ".join(dict.fromkeys(value or "—" for value in found)) or "—"
 
 
 def _runs(group: Group) -> str:
