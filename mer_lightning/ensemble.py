@@ -1,14 +1,17 @@
 """`python -m mer_lightning.ensemble DIR [overrides]`: the finished runs of a sweep, tested
 as one model that averages their class probabilities (soft voting), without training.
 
-Every run under DIR (a multirun dir, or one run dir) predicts with its best checkpoint and
-its own preprocessing. The ensemble is scored on the validation split the runs were trained
-with, so that whether it beats its best member is decided on val, and on the test split
-with the given overrides (e.g. `data.dedup=true`), with the metrics of a run's own test.
-Results go to `DIR/ensemble/<overrides>/`: metrics.json, classification_report.txt,
-confusion_matrix.{csv,png} and ensemble.md (each member beside the ensemble). The runs'
-files are never touched; an ensemble built before from the same runs is shown again, not
-redone. Exit status 2 for bad input.
+Each run under DIR (a multirun dir, a folder of links to runs, or published results) takes
+part through its predictions.csv: the class probabilities its best checkpoint gave every val
+and test image. So no checkpoint is needed, and an ensemble of published runs is rebuilt
+from docs/results alone. The ensemble is scored on the validation split the runs were
+trained with, so that whether it beats its best member is decided on val, and on the test
+split with the given overrides (e.g. `data.dedup=true`, whose predictions
+`python -m mer_lightning.evaluate DIR data.dedup=true` writes). Results go to
+`DIR/ensemble/<overrides>/`: metrics.json, classification_report.txt,
+confusion_matrix.{csv,png}, predictions.csv and ensemble.md (each member beside the
+ensemble). The runs' files are never touched; an ensemble built before from the same runs is
+shown again, not redone. Exit status 2 for bad input.
 """
 
 import argparse
@@ -21,108 +24,118 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
-from torch import nn
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mer_lightning import reports
-from mer_lightning.checkpoint import LoadedModel, load_checkpoint
-from mer_lightning.config import recompose_run_config
 from mer_lightning.console import exit_on_user_error
-from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
-from mer_lightning.evaluate import best_checkpoint, finished_runs, output_name
-from mer_lightning.module import EmotionClassifier
-from mer_lightning.train import build_datamodule, build_trainer, write_test_reports
+from mer_lightning.evaluate import finished_runs, output_name
+from mer_lightning.metrics import classification_metrics
+from mer_lightning.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.predictions import SplitPredictions, read_predictions, write_csv
+from mer_lightning.train import write_test_reports
 
 log = logging.getLogger(__name__)
-
-# data.* keys that decide which images are val and test; members must agree on them.
-SPLIT_KEYS = ("root", "image_size", "val_fraction", "split_seed", "dedup")
 
 
 @dataclass
 class Member:
-    """A finished run: its dir, its metrics.json and its best checkpoint, loaded."""
+    """A finished run: its metrics.json, and its predictions of val (as trained) and test
+    (with the ensemble's overrides), with the files they came from."""
 
     run_dir: Path
     metrics: dict[str, Any]
-    model: LoadedModel
+    class_names: list[str]
+    val: SplitPredictions
+    test: SplitPredictions
+    sources: list[Path]
 
 
-class SoftVote(nn.Module):
-    """Log of the mean class probabilities of several nets; each net sees the input
-    normalised as it was trained (its own mean and std). Log-probabilities act as logits,
-    so the module scores and trains nothing differently from a single net."""
-
-    def __init__(self, members: Sequence[LoadedModel]) -> None:
-        super().__init__()
-        self.nets = nn.ModuleList(member.net for member in members)
-        self.register_buffer("means", torch.stack([channel_stats(m.mean) for m in members]))
-        self.register_buffer("stds", torch.stack([channel_stats(m.std) for m in members]))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, S, S) images -> (N, classes) log mean probabilities."""
-        probabilities = torch.stack(
-            [
-                net(normalize_images(images, mean, std)).softmax(dim=1)
-                for net, mean, std in zip(self.nets, self.means, self.stds, strict=True)
-            ]
-        ).mean(dim=0)
-        return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
+def as_trained_predictions(run_dir: Path) -> Path:
+    """The predictions.csv of the run as trained: the run's own, or for runs trained before
+    runs wrote one, the one `python -m mer_lightning.evaluate RUN` writes."""
+    own = run_dir / PREDICTIONS_FILE
+    evaluated = run_dir / "evaluate" / output_name([]) / PREDICTIONS_FILE
+    if own.is_file() or not evaluated.is_file():
+        return own
+    return evaluated
 
 
-class EnsembleClassifier(EmotionClassifier):
-    """EmotionClassifier around a SoftVote, for validate and test only (it has no
-    optimizer): the members normalise their input themselves."""
+def _split(path: Path, split: str, fix: str) -> tuple[list[str], SplitPredictions]:
+    names, splits = read_predictions(path)
+    if split not in splits:
+        raise UserError(f"{path} has no {split} rows; {fix}")
+    return names, splits[split]
 
-    def __init__(self, members: Sequence[LoadedModel]) -> None:
-        first = members[0]
-        super().__init__(
-            net=SoftVote(members),
-            class_names=first.class_names,
-            optimizer=None,
-            image_size=first.image_size,
+
+def load_member(run_dir: Path, sweep_dir: Path, overrides: list[str]) -> Member:
+    """A finished run's predictions of val as trained and of test with `overrides`."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    trained = as_trained_predictions(run_dir)
+    if not trained.is_file():
+        raise UserError(
+            f"{run_dir} has no {PREDICTIONS_FILE} (trained before runs wrote one): "
+            f"`python -m mer_lightning.evaluate {run_dir}` writes one from its best checkpoint "
+            f"into {run_dir}/evaluate/{output_name([])}/"
         )
-
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return images
-
-
-def load_member(run_dir: Path) -> Member:
-    """A finished run, with its best checkpoint loaded."""
-    metrics, checkpoint = best_checkpoint(run_dir)
-    return Member(run_dir, metrics, load_checkpoint(checkpoint))
-
-
-def check_compatible(members: Sequence[Member], configs: Sequence[DictConfig]) -> None:
-    """Members must predict the same classes from the same image size, and must have been
-    trained on the same train/val split, or the ensemble's val score would be on images a
-    member trained on."""
-    first, first_cfg = members[0], configs[0]
-    for member, cfg in zip(members[1:], configs[1:], strict=True):
-        if member.model.class_names != first.model.class_names:
-            raise UserError(
-                f"{member.run_dir} predicts {member.model.class_names} but {first.run_dir} "
-                f"predicts {first.model.class_names}: ensemble runs of one dataset"
+    evaluate_all = f"`python -m mer_lightning.evaluate {sweep_dir} {' '.join(overrides)}`"
+    names, val = _split(trained, "val", f"`python -m mer_lightning.evaluate {run_dir}` writes them")
+    sources = [trained]
+    if overrides:
+        tested = run_dir / "evaluate" / output_name(overrides) / PREDICTIONS_FILE
+        if not tested.is_file():
+            earlier = tested.parent / "metrics.json"
+            how = (
+                f"remove {tested.parent} (evaluated before predictions were written), then run "
+                if earlier.is_file()
+                else "run "
             )
-        for key in SPLIT_KEYS:
-            if cfg.data[key] != first_cfg.data[key]:
+            raise UserError(f"{tested} is missing: {how}{evaluate_all}")
+        test_names, test = _split(tested, "test", f"run {evaluate_all} again")
+        if test_names != names:
+            raise UserError(f"{tested} names classes {test_names}, {trained} names {names}")
+        sources.append(tested)
+    else:
+        _, test = _split(trained, "test", f"`python -m mer_lightning.evaluate {run_dir}`")
+    return Member(run_dir, metrics, names, val, test, sources)
+
+
+def check_compatible(members: Sequence[Member]) -> None:
+    """Members must predict the same classes for the same images: the same val split (or
+    the ensemble's val score would be on images a member trained on) and the same test."""
+    first = members[0]
+    for member in members[1:]:
+        if member.class_names != first.class_names:
+            raise UserError(
+                f"{member.run_dir} predicts {member.class_names} but {first.run_dir} "
+                f"predicts {first.class_names}: ensemble runs of one dataset"
+            )
+        for split in ("val", "test"):
+            ours, theirs = getattr(member, split), getattr(first, split)
+            if ours.files != theirs.files or not torch.equal(ours.labels, theirs.labels):
+                others = len(set(ours.files) ^ set(theirs.files))
                 raise UserError(
-                    f"{member.run_dir} was trained with data.{key}={cfg.data[key]} but "
-                    f"{first.run_dir} with data.{key}={first_cfg.data[key]}: ensemble runs "
-                    "trained on the same split (one sweep dir per dataset and split)"
+                    f"{member.run_dir} predicted {split} on other images than {first.run_dir} "
+                    f"({len(ours.files)} against {len(theirs.files)}, {others} not in both): "
+                    "ensemble runs trained on the same split (data.root, data.val_fraction, "
+                    "data.split_seed, data.dedup) and tested with the same overrides"
                 )
 
 
-def member_test_acc(member: Member, overrides: list[str]) -> float | None:
-    """The member's test accuracy with `overrides`: as trained when there are none, else
-    from `python -m mer_lightning.evaluate` with the same overrides, if it was run."""
-    if not overrides:
-        return member.metrics.get("test_acc")
-    evaluated = member.run_dir / "evaluate" / output_name(overrides) / "metrics.json"
-    return json.loads(evaluated.read_text())["test_acc"] if evaluated.is_file() else None
+def soft_vote(splits: Sequence[SplitPredictions]) -> SplitPredictions:
+    """The mean of the members' class probabilities, image by image."""
+    first = splits[0]
+    mean = torch.stack([split.probabilities for split in splits]).mean(dim=0)
+    return SplitPredictions(first.files, first.labels, mean)
+
+
+def score(predicted: SplitPredictions, class_names: Sequence[str], stage: str) -> dict[str, float]:
+    """The metrics a run logs for `stage` (`val/acc`, `test/f1/fear`, ...), of these predictions."""
+    metrics = classification_metrics(class_names, stage)
+    metrics.update(predicted.probabilities, predicted.labels)
+    return {key: float(value) for key, value in metrics.compute().items()}
 
 
 def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -152,18 +165,12 @@ def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
             f"{out} exists without metrics.json (an ensemble that stopped midway): remove it "
             "to build it again"
         )
-    members = [load_member(run) for run in runs]
-    trained_configs = [recompose_run_config(run, [], out) for run in runs]
-    check_compatible(members, trained_configs)
-    test_cfg = recompose_run_config(runs[0], overrides, out)
-    with open_dict(test_cfg):
-        test_cfg.logger = None  # nothing trains: no TensorBoard run
-    trainer = build_trainer(test_cfg)
-    module = EnsembleClassifier([member.model for member in members])
-    val_data = build_datamodule(trained_configs[0])
-    test_data = build_datamodule(test_cfg) if overrides else val_data
-    val = trainer.validate(module, datamodule=val_data)[0]
-    test = trainer.test(module, datamodule=test_data)[0]
+    members = [load_member(run, sweep_dir, overrides) for run in runs]
+    check_compatible(members)
+    classes = members[0].class_names
+    val = soft_vote([member.val for member in members])
+    test = soft_vote([member.test for member in members])
+    results = {**score(val, classes, "val"), **score(test, classes, "test")}
     summary = {
         "model": "ensemble",
         "members": [
@@ -171,22 +178,25 @@ def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
                 "run": name,
                 "model": member.metrics.get("model"),
                 "seed": member.metrics.get("seed"),
-                "val_acc": member.metrics.get("val_acc"),
-                "test_acc": member_test_acc(member, overrides),
-                "checkpoint": member.metrics["best_checkpoint"],
+                "val_acc": member.val.accuracy(),
+                "test_acc": member.test.accuracy(),
+                "predictions": [str(p.relative_to(sweep_dir)) for p in member.sources],
             }
             for name, member in zip(names, members, strict=True)
         ],
         "overrides": overrides,
-        "val_acc": val["val/acc"],
-        "test_acc": test["test/acc"],
-        "test_f1_macro": test["test/f1_macro"],
-        "classes": test_data.class_names,
-        "data": test_data.data_summary(),
-        "metrics": {key: float(value) for key, value in sorted({**val, **test}.items())},
+        "val_acc": results["val/acc"],
+        "test_acc": results["test/acc"],
+        "test_f1_macro": results["test/f1_macro"],
+        "classes": classes,
+        "data": {"val_images": len(val.files), "test_images": len(test.files)},
+        "metrics": dict(sorted(results.items())),
         "per_class": None,
     }
-    write_test_reports(out, summary, module.confusion_matrix, trainer)
+    out.mkdir(parents=True, exist_ok=True)
+    confusion = MulticlassConfusionMatrix(len(classes))(test.probabilities, test.labels)
+    write_test_reports(out, summary, confusion)
+    write_csv(out / PREDICTIONS_FILE, classes, {"val": val, "test": test})
     (out / "ensemble.md").write_text(members_markdown(summary))
     reports.write_json(out / "metrics.json", summary)
     return summary
@@ -225,9 +235,8 @@ def members_markdown(summary: dict[str, Any]) -> str:
         *["| " + " | ".join(row) + " |" for row in member_rows(summary)],
         "",
         f"Macro F1 of the ensemble: {summary['test_f1_macro']:.3f}. Val is the split the "
-        "members were trained with (their best checkpoints were chosen on it). A member's test "
-        "accuracy with overrides comes from `python -m mer_lightning.evaluate` with the same "
-        "overrides; — where that was not run.",
+        "members were trained with (their best checkpoints were chosen on it). Every accuracy "
+        "here is computed from the members' predictions.csv files.",
         "",
     ]
     return "\n".join(lines)

@@ -3,8 +3,10 @@
 DIR is a run dir (it has metrics.json) or a multirun dir (each job's). Each run's best
 checkpoint is tested on the test split as the run's own overrides plus the given ones
 define it, e.g. `data.dedup=true` for the test set without the copies of train images.
-Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt and
-confusion_matrix.{csv,png}, and a table of all runs to `DIR/evaluation_<overrides>.csv`;
+Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt,
+confusion_matrix.{csv,png} and predictions.csv (test images; val too without overrides, for
+runs trained before runs wrote their own), and a table of all runs to
+`DIR/evaluation_<overrides>.csv`;
 the run's own files are never touched. A run evaluated before with the same overrides keeps
 its results (they are reused, not redone), so the same command after more jobs of a sweep
 have finished evaluates just those. Exit status 2 for bad input.
@@ -28,6 +30,8 @@ from mer_lightning.checkpoint import check_matches
 from mer_lightning.config import recompose_run_config
 from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
+from mer_lightning.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.predictions import write_predictions
 from mer_lightning.train import build, write_test_reports
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,10 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     datamodule, module, trainer = build(cfg)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
     metrics = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    # val only as trained: other data.* values (dedup) draw another val split, with images
+    # the run trained on.
+    splits = ("test",) if overrides else ("val", "test")
+    write_predictions(out / PREDICTIONS_FILE, trainer, module, datamodule, checkpoint, splits)
     summary = {
         "run_dir": str(run_dir),
         "model": trained["model"],
@@ -102,7 +110,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         "metrics": {key: float(value) for key, value in sorted(metrics[0].items())},
         "per_class": None,
     }
-    write_test_reports(out, summary, module.confusion_matrix, trainer)
+    write_test_reports(out, summary, module.confusion_matrix)
     reports.write_json(out / "metrics.json", summary)
     return summary
 

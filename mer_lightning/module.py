@@ -124,9 +124,10 @@ class EmotionClassifier(L.LightningModule):
         self.test_confusion.reset()
 
     def predict_step(self, batch, batch_idx):
-        """Predicted class and true label of each image (labels ride along in the batch)."""
+        """Class probabilities and true label of each image (labels ride along in the batch)."""
         images, labels = batch
-        return self(images).argmax(dim=1), labels
+        # float32 softmax: under bf16 autocast it would keep 3 digits, too few to average.
+        return self(images).float().softmax(dim=1), labels
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to write weights that are NaN or inf, so the previous checkpoint survives."""

@@ -1,6 +1,7 @@
 """The train task: build everything from the config, fit, test the best checkpoint, report."""
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from mer_lightning.data.datamodule import MicroExpressionDataModule
 from mer_lightning.history import EpochHistory
 from mer_lightning.models import build_net, net_config
 from mer_lightning.module import EmotionClassifier, TrainingDiverged
+from mer_lightning.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.predictions import write_predictions
 from mer_lightning.speed import resolve_precision
 from mer_lightning.validate import validate
 
@@ -83,9 +86,9 @@ def build(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClassifier
     return *build_model(cfg), trainer
 
 
-def write_test_reports(out_dir: Path, summary: dict, confusion, trainer: L.Trainer) -> None:
+def write_test_reports(out_dir: Path, summary: dict, confusion, loggers: Sequence = ()) -> None:
     """classification_report.txt and confusion_matrix.{csv,png} of a test; fills
-    summary["per_class"]. Also the confusion matrix figure in TensorBoard."""
+    summary["per_class"]. Also the confusion matrix figure in the TensorBoard loggers."""
     if confusion is None:
         return
     names = summary["classes"]
@@ -95,7 +98,7 @@ def write_test_reports(out_dir: Path, summary: dict, confusion, trainer: L.Train
     log.info("test classification report:\n%s", text)
     reports.write_confusion_csv(out_dir / "confusion_matrix.csv", confusion, names)
     figure = reports.confusion_figure(confusion, names)
-    for logger in trainer.loggers:
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure("test/confusion_matrix", figure, close=False)
     reports.save_figure(figure, out_dir / "confusion_matrix.png")
@@ -120,7 +123,7 @@ def train_accuracy(trainer: L.Trainer, module, datamodule, ckpt_path) -> float:
         ckpt_path=ckpt_path,
         weights_only=True,
     )
-    preds = torch.cat([p for p, _ in outputs])
+    preds = torch.cat([p for p, _ in outputs]).argmax(dim=1)
     labels = torch.cat([y for _, y in outputs])
     if trainer.world_size == 1:
         return float(multiclass_accuracy(preds, labels, datamodule.num_classes, average="micro"))
@@ -186,6 +189,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
         confusion = module.confusion_matrix
     results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
+    if cfg.get("test_after_fit", True) and trainer.limit_val_batches != 0:
+        write_predictions(
+            run_dir / PREDICTIONS_FILE, trainer, module, datamodule, best, ("val", "test")
+        )
 
     summary = {
         **run_identity(cfg),
@@ -214,7 +221,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def write_reports(run_dir: Path, summary: dict, confusion, trainer: L.Trainer, cfg) -> None:
     """metrics.json, classification_report.txt, confusion_matrix.{csv,png}, training_curves.png."""
-    write_test_reports(run_dir, summary, confusion, trainer)
+    write_test_reports(run_dir, summary, confusion, trainer.loggers)
     reports.save_figure(
         reports.training_curves_figure(summary["history"]), run_dir / "training_curves.png"
     )

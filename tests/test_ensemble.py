@@ -6,31 +6,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
-from torch import nn
 
-from mer_lightning.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.checkpoint import load_checkpoint
+from mer_lightning.compare.__main__ import main as compare_main
 from mer_lightning.config import recompose_run_config
-from mer_lightning.ensemble import SoftVote, main
+from mer_lightning.ensemble import main, soft_vote
+from mer_lightning.evaluate import main as evaluate_main
+from mer_lightning.predictions import SplitPredictions
 from mer_lightning.train import build_datamodule
 from tests.helpers import CLASSES, fast_overrides, train_with_cli
 
 
-def linear_member(seed: int, mean: float, std: float) -> LoadedModel:
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, len(CLASSES))).eval()
-    return LoadedModel(net, list(CLASSES), 4, (mean,) * 3, (std,) * 3, arch={})
+def test_soft_vote_is_the_mean_of_the_members_probabilities_image_by_image():
+    files, labels = ["a.jpg", "b.jpg"], torch.tensor([0, 2])
+    first = SplitPredictions(files, labels, torch.tensor([[0.6, 0.3, 0.1], [0.5, 0.1, 0.4]]))
+    second = SplitPredictions(files, labels, torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8]]))
 
+    voted = soft_vote([first, second])
 
-def test_soft_vote_is_the_mean_of_each_members_own_probabilities():
-    members = [linear_member(0, 0.5, 0.5), linear_member(1, 0.2, 0.3)]
-    images = torch.randint(0, 256, (5, 3, 4, 4), dtype=torch.uint8)
-
-    voted = SoftVote(members).eval()(images).exp()
-
-    expected = (members[0].predict_proba(images) + members[1].predict_proba(images)) / 2
-    torch.testing.assert_close(voted, expected)
-    torch.testing.assert_close(voted.sum(dim=1), torch.ones(5))
+    expected = torch.tensor([[0.4, 0.5, 0.1], [0.3, 0.1, 0.6]])
+    torch.testing.assert_close(voted.probabilities, expected)
+    assert voted.files == files and voted.accuracy() == 0.5  # a.jpg flips to class 1
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +39,7 @@ def sweep(synthetic_root, tmp_path_factory) -> Path:
         "seed=1,2",
         *fast_overrides("cnn1", synthetic_root),
         "trainer.max_epochs=2",
+        "trainer.precision=32-true",  # as independent_test_accuracy computes
         f"hydra.sweep.dir={sweep_dir}",
         "callbacks.model_summary=null",
         cwd=tmp,
@@ -130,20 +127,73 @@ def test_ensemble_refuses_to_replace_one_built_from_other_runs(sweep, tmp_path, 
 
 
 @pytest.mark.slow
-def test_ensemble_refuses_runs_trained_on_different_validation_splits(sweep, tmp_path, capsys):
+def test_ensemble_refuses_runs_trained_on_different_validation_splits(
+    sweep, synthetic_root, tmp_path, capsys
+):
     mixed = tmp_path / "sweep"
-    for job in ("0_seed=1", "1_seed=2"):
-        shutil.copytree(sweep / job, mixed / job)
-    overrides = mixed / "1_seed=2" / ".hydra" / "overrides.yaml"
-    OmegaConf.save([*OmegaConf.load(overrides), "data.split_seed=7"], overrides)
+    shutil.copytree(sweep / "0_seed=1", mixed / "0_seed=1")
+    train_with_cli(
+        *fast_overrides("cnn1", synthetic_root),
+        "data.split_seed=7",
+        f"hydra.run.dir={mixed / '1_split_seed_7'}",
+        cwd=tmp_path,
+    )
 
     with pytest.raises(SystemExit) as exit_info:
         main([str(mixed)])
 
     assert exit_info.value.code == 2
     message = " ".join(capsys.readouterr().out.split())
-    assert "data.split_seed=7" in message and "data.split_seed=42" in message
+    assert "1_split_seed_7 predicted val on other images than" in message
+    assert "data.split_seed" in message
     assert not (mixed / "ensemble" / "default" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_published_results_ensemble_without_checkpoints(sweep, tmp_path):
+    """compare --publish copies each job's predictions.csv: the ensemble of a published sweep
+    is rebuilt from docs/results alone, and equals the sweep's own."""
+    built = tmp_path / "sweep"
+    shutil.copytree(sweep, built, symlinks=True, ignore=shutil.ignore_patterns("ensemble"))
+    published = tmp_path / "published"
+    assert compare_main([str(built), "--publish", str(published)]) == 0
+    assert not list(published.rglob("*.ckpt"))
+
+    assert main([str(published)]) == 0
+    assert main([str(built)]) == 0
+
+    again = json.loads((published / "ensemble" / "default" / "metrics.json").read_text())
+    original = json.loads((built / "ensemble" / "default" / "metrics.json").read_text())
+    assert again["metrics"] == pytest.approx(original["metrics"])
+    assert again["test_acc"] == pytest.approx(independent_test_accuracy(sweep, tmp_path / "s"))
+
+
+@pytest.mark.slow
+def test_runs_without_predictions_or_test_overrides_get_the_evaluate_command(
+    sweep, tmp_path, capsys
+):
+    old = tmp_path / "sweep"
+    shutil.copytree(sweep, old, symlinks=True, ignore=shutil.ignore_patterns("ensemble"))
+    (old / "1_seed=2" / "predictions.csv").unlink()  # as trained before runs wrote one
+
+    with pytest.raises(SystemExit):
+        main([str(old)])
+    message = " ".join(capsys.readouterr().out.split())
+    assert f"python -m mer_lightning.evaluate {old / '1_seed=2'}" in message
+
+    assert evaluate_main([str(old / "1_seed=2")]) == 0  # writes evaluate/default/predictions.csv
+    assert main([str(old)]) == 0
+    summary = json.loads((old / "ensemble" / "default" / "metrics.json").read_text())
+    assert summary["members"][1]["predictions"] == ["1_seed=2/evaluate/default/predictions.csv"]
+
+    with pytest.raises(SystemExit):
+        main([str(old), "data.eval_batch_size=8"])
+    message = " ".join(capsys.readouterr().out.split())
+    assert f"python -m mer_lightning.evaluate {old} data.eval_batch_size=8" in message
+    assert evaluate_main([str(old), "data.eval_batch_size=8"]) == 0
+    assert main([str(old), "data.eval_batch_size=8"]) == 0
+    tested = json.loads((old / "ensemble" / "data.eval_batch_size=8" / "metrics.json").read_text())
+    assert tested["test_acc"] == pytest.approx(summary["test_acc"])  # same images, same models
 
 
 def test_ensemble_of_a_single_run_says_what_to_give(tmp_path, capsys):

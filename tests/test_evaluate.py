@@ -6,8 +6,10 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 
 from mer_lightning.evaluate import main
+from mer_lightning.predictions import read_predictions
 from tests.data_faults import copy_dataset, write_duplicates
 from tests.helpers import fast_overrides, train_with_cli
 
@@ -43,6 +45,10 @@ def test_dedup_evaluation_leaves_out_the_leaked_test_images(trained_run, capsys)
     assert support == evaluated["data"]["test_images"]
     assert (out / "classification_report.txt").is_file()
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    _, predicted = read_predictions(out / "predictions.csv")
+    assert set(predicted) == {"test"}  # dedup draws another val split: no val rows
+    assert len(predicted["test"].files) == evaluated["data"]["test_images"]
+    assert predicted["test"].accuracy() == pytest.approx(evaluated["test_acc"])
     assert (trained_run / "metrics.json").read_bytes() == trained_bytes  # the run is untouched
     assert "evaluated acc" in capsys.readouterr().out
     with (trained_run / "evaluation_data.dedup=true.csv").open() as handle:
@@ -58,6 +64,12 @@ def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run, mon
     trained = json.loads((trained_run / "metrics.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(trained["test_acc"])
     assert evaluated["metrics"]["test/f1_macro"] == pytest.approx(trained["test_f1_macro"])
+    # Its predictions.csv stands in for the run's own (runs trained before they wrote one).
+    _, own = read_predictions(trained_run / "predictions.csv")
+    _, again = read_predictions(trained_run / "evaluate" / "default" / "predictions.csv")
+    for split in ("val", "test"):
+        assert again[split].files == own[split].files
+        assert torch.allclose(again[split].probabilities, own[split].probabilities, atol=1e-4)
 
     # Again (e.g. after more jobs of a sweep finished): the earlier evaluation is kept as it is.
     first = trained_run / "evaluate" / "default" / "metrics.json"

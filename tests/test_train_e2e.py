@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mer_lightning.errors import UserError
+from mer_lightning.predictions import read_predictions
 from mer_lightning.speed import resolve_precision
 from mer_lightning.train import build, run
 from tests.helpers import CLASSES, FAST_MODEL, FAST_RUN, compose_config, fast_overrides
@@ -33,6 +35,15 @@ def test_fit_then_test_writes_every_artifact(model, synthetic_root, tmp_path):
     assert sum(row["support"] for row in metrics["per_class"].values()) == 7 * 6
     assert set(metrics["per_class"]["fear"]) == {"precision", "recall", "f1", "support"}
     assert "test/f1/fear" in metrics["metrics"] and "val/acc" in metrics["metrics"]
+
+    names, predicted = read_predictions(tmp_path / "predictions.csv")
+    assert names == list(CLASSES) and set(predicted) == {"val", "test"}
+    assert len(predicted["val"].files) == metrics["data"]["val_images"] == 7
+    assert len(predicted["test"].files) == metrics["data"]["test_images"] == 7 * 6
+    assert predicted["test"].files[0] == "test/anger/anger1.jpg"  # relative to data.root
+    assert torch.allclose(predicted["test"].probabilities.sum(dim=1), torch.ones(42), atol=1e-4)
+    assert predicted["test"].accuracy() == pytest.approx(metrics["test_acc"])
+    assert predicted["val"].accuracy() == pytest.approx(metrics["val_acc"])
 
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / metrics["best_checkpoint"]).is_file()

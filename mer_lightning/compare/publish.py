@@ -2,8 +2,9 @@
 
 Only the small files a reader needs: the comparison report, the evaluation tables of
 `python -m mer_lightning.evaluate`, each completed job's classification report,
-confusion matrix and metrics, also those of its evaluations, and the same files of the
-sweep's ensembles (`python -m mer_lightning.ensemble`); no checkpoints or event files.
+confusion matrix, metrics and per-image predictions (from which
+`python -m mer_lightning.ensemble` rebuilds ensembles), also those of its evaluations, and
+the same files of the sweep's ensembles; no checkpoints or event files.
 """
 
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 from mer_lightning.compare import REPORT_FILES, Comparison
 from mer_lightning.errors import UserError
 
-JOB_FILES = ("classification_report.txt", "confusion_matrix.png", "metrics.json")
+JOB_FILES = ("classification_report.txt", "confusion_matrix.png", "metrics.json", "predictions.csv")
 ENSEMBLE_FILES = (*JOB_FILES, "ensemble.md")
 
 

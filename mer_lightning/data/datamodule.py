@@ -121,6 +121,17 @@ class MicroExpressionDataModule(L.LightningDataModule):
             "dedup_dropped": dict(self.dropped),
         }
 
+    def split_files(self, split: str) -> list[str]:
+        """The files of the "val" or "test" split, relative to the dataset root, in the order
+        of their dataloader; they name each row of predictions.csv."""
+        if split == "val":
+            paths = [self.train_images.paths[i] for i in self.val_indices.tolist()]
+        elif split == "test":
+            paths = self.test_images.paths
+        else:
+            raise ValueError(f"split must be 'val' or 'test', not {split!r}")
+        return [Path(path).relative_to(self.root).as_posix() for path in paths]
+
     @property
     def num_classes(self) -> int:
         """Number of classes, known after setup()."""
