@@ -40,12 +40,14 @@ class SplitPredictions:
 
 
 def predict(trainer: L.Trainer, module, datamodule, split: str, ckpt_path) -> SplitPredictions:
-    """The split's probabilities from the checkpoint (Lightning's predict loop)."""
+    """The split's probabilities from the checkpoint (Lightning's predict loop); with
+    trainer.limit_predict_batches, those of the first batches' images only."""
     loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
     outputs = trainer.predict(module, dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
+    labels = torch.cat([labels for _, labels in outputs])
     return SplitPredictions(
-        datamodule.split_files(split),
-        torch.cat([labels for _, labels in outputs]),
+        datamodule.split_files(split)[: len(labels)],  # the loader keeps the files' order
+        labels,
         torch.cat([probabilities for probabilities, _ in outputs]).float(),
     )
 
