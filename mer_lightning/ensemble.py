@@ -98,7 +98,9 @@ def load_member(run_dir: Path, sweep_dir: Path, overrides: list[str]) -> Member:
             raise UserError(f"{tested} names classes {test_names}, {trained} names {names}")
         sources.append(tested)
     else:
-        _, test = _split(trained, "test", f"`python -m mer_lightning.evaluate {run_dir}`")
+        _, test = _split(
+            trained, "test", f"`python -m mer_lightning.evaluate {run_dir}` writes them"
+        )
     return Member(run_dir, metrics, names, val, test, sources)
 
 
