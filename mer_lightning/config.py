@@ -1,5 +1,6 @@
 """Where the Hydra configs live, and composing the train config outside a Hydra run."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,11 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     """The model name and seed that a run's metrics.json records: they name the run in
     reports, and resume=true checks them before taking a finished run's results as its own."""
     return {"model": cfg.model.get("name", cfg.model._target_), "seed": cfg.get("seed")}
+
+
+AS_TRAINED = "default"  # folder name of a re-test (evaluate/, ensemble/) without overrides
+
+
+def output_name(overrides: list[str]) -> str:
+    """A folder name for the overrides: `data.dedup=true` stays as it is, slashes go."""
+    return re.sub(r"[^\w.=,+-]", "_", ",".join(overrides)) if overrides else AS_TRAINED

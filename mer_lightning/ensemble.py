@@ -29,9 +29,10 @@ from rich.table import Table
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mer_lightning import reports
+from mer_lightning.config import output_name
 from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
-from mer_lightning.evaluate import finished_runs, output_name
+from mer_lightning.evaluate import finished_runs
 from mer_lightning.metrics import classification_metrics
 from mer_lightning.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.predictions import SplitPredictions, read_predictions, write_csv

@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from rich.table import Table
 
 from mer_lightning import reports
 from mer_lightning.checkpoint import check_matches
-from mer_lightning.config import recompose_run_config
+from mer_lightning.config import output_name, recompose_run_config
 from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
 from mer_lightning.predictions import FILE as PREDICTIONS_FILE
@@ -53,11 +52,6 @@ def finished_runs(path: Path) -> list[Path]:
             "(outputs/runs/...) or multirun dir (outputs/multirun/...)"
         )
     return runs
-
-
-def output_name(overrides: list[str]) -> str:
-    """A folder name for the overrides: `data.dedup=true` stays as it is, slashes go."""
-    return re.sub(r"[^\w.=,+-]", "_", ",".join(overrides)) if overrides else "default"
 
 
 def best_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:

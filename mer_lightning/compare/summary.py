@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mer_lightning.compare.jobs import Job
+from mer_lightning.config import AS_TRAINED
 
 SEED_KEY = "seed"
 
@@ -105,8 +106,10 @@ def rank_by_fit_seconds(groups: Sequence[Group]) -> None:
 
 
 def evaluation_names(jobs: Sequence[Job]) -> list[str]:
-    """The `evaluate/<overrides>` folders of the completed jobs, in first-seen order."""
-    return list(dict.fromkeys(name for job in jobs if job.completed for name in job.evaluations))
+    """The `evaluate/<overrides>` folders of the completed jobs, in first-seen order; not the
+    re-tests without overrides, which repeat Test (they give older runs a predictions.csv)."""
+    names = (name for job in jobs if job.completed for name in job.evaluations)
+    return list(dict.fromkeys(name for name in names if name != AS_TRAINED))
 
 
 def class_names(jobs: Sequence[Job]) -> list[str]:
