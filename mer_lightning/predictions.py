@@ -21,7 +21,6 @@ from mer_lightning.errors import UserError
 log = logging.getLogger(__name__)
 
 FILE = "predictions.csv"
-SPLITS = ("val", "test")
 FIXED_COLUMNS = ("split", "file", "label")
 
 
@@ -98,6 +97,12 @@ def read_predictions(path: Path) -> tuple[list[str], dict[str, SplitPredictions]
         for row in reader:
             rows.setdefault(row[0], []).append(row)
     index = {name: i for i, name in enumerate(names)}
+    unknown = {row[2] for split_rows in rows.values() for row in split_rows} - set(index)
+    if unknown:
+        raise UserError(
+            f"{path} has rows labelled {sorted(unknown)}, which are not among its class columns "
+            f"{names}; write it again with `python -m mer_lightning.evaluate`"
+        )
     return names, {
         split: SplitPredictions(
             [row[1] for row in split_rows],
