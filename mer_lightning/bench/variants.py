@@ -37,6 +37,11 @@ VARIANTS = {
             steps=2,
         ),
         Variant(
+            "fp32",
+            "fp32 throughout (trainer.precision=32-true); the control where auto picks bf16",
+            ("trainer.precision=32-true",),
+        ),
+        Variant(
             "nchw",
             "NCHW (channels-first) memory format instead of channels_last",
             ("module.channels_last=false",),
