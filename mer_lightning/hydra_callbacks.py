@@ -17,6 +17,9 @@ class ComparisonReport(Callback):
     whatever the launcher. The report is built from the files the jobs left in the multirun
     dir, exactly as `python -m mer_lightning.compare DIR` does later. When a job failed,
     the command then exits with status 1 (as Hydra does for failed jobs), after the report.
+    Jobs without any result do not fail it: by the time Hydra calls this, every job of this
+    call has returned, so they belong to another call that shares the sweep dir (the
+    documented way to add models or seeds to a sweep) or to an earlier, interrupted one.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -28,6 +31,15 @@ class ComparisonReport(Callback):
         except Exception:
             log.exception("could not write the comparison report of %s", sweep_dir)
             raise SystemExit(1) from None
+        if report.unfinished:
+            log.warning(
+                "%d of %d jobs in %s have no result yet (%s): training in another call, or "
+                "interrupted; the sweep again with resume=true continues them",
+                len(report.unfinished),
+                len(report.jobs),
+                sweep_dir,
+                ", ".join(job.dir.name for job in report.unfinished),
+            )
         if report.failed:
             log.error(
                 "%d of %d jobs failed; see %s",

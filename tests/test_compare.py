@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from mer_lightning.compare import build_report
 from mer_lightning.compare.plot import comparison_figure
@@ -257,6 +258,28 @@ def test_a_job_that_failed_then_finished_on_resume_counts_as_completed(tmp_path)
     report = build_report(sweep)
     assert [job.status for job in report.jobs] == ["completed"]
     assert "## Jobs without results" not in (sweep / "comparison.md").read_text()
+
+
+def test_a_sweep_ends_green_beside_jobs_another_call_is_still_training(tmp_path, caplog):
+    """Two calls share a sweep dir (models or seeds added later): the call whose jobs all
+    finished exits 0 and names the other's job; a failed job still fails the call."""
+    from mer_lightning.compare.__main__ import main as compare_main
+    from mer_lightning.hydra_callbacks import ComparisonReport
+
+    sweep = tmp_path / "multirun"
+    make_job(sweep, 0, ["seed=1"], "resnet18", metrics=metrics_json("resnet18", 1, 0.9, 0.8, 5))
+    make_job(sweep, 1, ["model=cnn2"], "cnn2")  # the other call's job, still training
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+
+    ComparisonReport().on_multirun_end(config)
+    assert "1 of 2 jobs" in caplog.text and "1_model=cnn2" in caplog.text
+    assert "resume=true" in caplog.text
+    assert compare_main([str(sweep)]) == 1  # the standalone check still says: not all done
+
+    make_job(sweep, 2, ["model=cnn1"], "cnn1", error=RuntimeError("diverged"))
+    with pytest.raises(SystemExit) as stop:
+        ComparisonReport().on_multirun_end(config)
+    assert stop.value.code == 1 and "1 of 3 jobs failed" in caplog.text
 
 
 def test_other_swept_settings_make_their_own_columns(tmp_path):

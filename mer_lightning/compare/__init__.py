@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from rich.console import Console
 
-from mer_lightning.compare.jobs import Job, read_jobs
+from mer_lightning.compare.jobs import FAILED, NO_RESULT, Job, read_jobs
 from mer_lightning.compare.plot import comparison_figure
 from mer_lightning.compare.summary import Group, class_names, group_jobs
 from mer_lightning.compare.table import markdown, print_tables, write_csv
@@ -38,7 +38,14 @@ class Comparison:
 
     @property
     def failed(self) -> list[Job]:
-        return [job for job in self.jobs if not job.completed]
+        """Jobs that raised or did not compose (failure.json, failed_to_compose.json)."""
+        return [job for job in self.jobs if job.status == FAILED]
+
+    @property
+    def unfinished(self) -> list[Job]:
+        """Jobs with neither result nor failure: still training (maybe in another call that
+        shares the sweep dir), or killed; the sweep again with resume=true continues them."""
+        return [job for job in self.jobs if job.status == NO_RESULT]
 
 
 def compare(sweep_dir: Path) -> Comparison:

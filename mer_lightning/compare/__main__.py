@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print_user_error(str(error))
         return 2
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.unfinished else 0
 
 
 if __name__ == "__main__":
