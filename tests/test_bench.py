@@ -91,6 +91,14 @@ def test_ratios_targets_and_protocol_from_fake_measurements():
     assert {"cnn1False", "cnn1True"} <= met  # 2x < 3x fails; 2.5 % overhead passes
 
 
+def test_mfu_target_names_both_peaks_on_a_cpu_with_native_bf16():
+    peak = {"fp32_gflops": 100.0, "bf16_gflops": 200.0, "native_bf16": True}
+    rows = [derive(fake_result("cnn1", 40.0, 41.0, 20.0), peak)]  # 80 GFLOP/s achieved
+    (mfu,) = [t for t in targets(rows, None, peak) if "MFU" in t["target"]]
+    assert mfu["value"] == pytest.approx(0.4)
+    assert mfu["detail"] == "80.0 GFLOP/s = 40% of the bf16 peak; 80% of the fp32 peak"
+
+
 @pytest.mark.slow
 def test_bench_writes_json_and_markdown(synthetic_root, tmp_path):
     out = tmp_path / "bench"

@@ -79,6 +79,7 @@ def targets(
                 )
             )
     best_name = _best_peak_name(peak)
+    other_name = "bf16" if best_name != "bf16" else "fp32"  # the peak the MFU was not taken of
     for row in rows:
         if row["mfu"] is not None:
             found.append(
@@ -88,7 +89,8 @@ def targets(
                     row["mfu"],
                     row["mfu"] >= MIN_MFU,
                     f"{row['achieved_gflops']:.1f} GFLOP/s = {row['mfu']:.0%} of the {best_name} "
-                    f"peak; {_fmt(row['mfu_vs_bf16_peak'], '.0%')} of the bf16 peak",
+                    f"peak; {_fmt(row[f'mfu_vs_{other_name}_peak'], '.0%')} of the {other_name} "
+                    "peak",
                 )
             )
     for row in rows:
