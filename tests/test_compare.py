@@ -12,8 +12,10 @@ import yaml
 from omegaconf import OmegaConf
 
 from mer_lightning.compare import build_report
+from mer_lightning.compare.__main__ import main as compare_main
 from mer_lightning.compare.plot import comparison_figure
 from mer_lightning.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
+from mer_lightning.hydra_callbacks import ComparisonReport
 from tests.helpers import CLASSES, compose_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -263,9 +265,6 @@ def test_a_job_that_failed_then_finished_on_resume_counts_as_completed(tmp_path)
 def test_a_sweep_ends_green_beside_jobs_another_call_is_still_training(tmp_path, caplog):
     """Two calls share a sweep dir (models or seeds added later): the call whose jobs all
     finished exits 0 and names the other's job; a failed job still fails the call."""
-    from mer_lightning.compare.__main__ import main as compare_main
-    from mer_lightning.hydra_callbacks import ComparisonReport
-
     sweep = tmp_path / "multirun"
     make_job(sweep, 0, ["seed=1"], "resnet18", metrics=metrics_json("resnet18", 1, 0.9, 0.8, 5))
     make_job(sweep, 1, ["model=cnn2"], "cnn2")  # the other call's job, still training
