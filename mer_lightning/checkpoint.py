@@ -17,6 +17,7 @@ from torch import nn
 from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
 from mer_lightning.models import build_net
+from mer_lightning.models.tta import mirror_averaged_logits
 
 # Only nets of this package may be built from a checkpoint's `arch`: Hydra would otherwise
 # call whatever `_target_` a crafted checkpoint names, which is code execution by another road.
@@ -36,6 +37,7 @@ class LoadedModel:
     std: tuple[float, ...]
     arch: dict[str, Any]
     path: Path | None = None  # the checkpoint it came from; None for a net built in memory
+    tta_hflip: bool = False  # average the logits of each image and its mirror, as trained to
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 RGB (N, 3, S, S) -> the float input the net was trained on."""
@@ -43,8 +45,11 @@ class LoadedModel:
 
     @torch.inference_mode()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, classes) for uint8 RGB images (N, 3, S, S)."""
-        return self.net(self.normalize(images)).softmax(dim=1)
+        """Class probabilities (N, classes) for uint8 RGB images (N, 3, S, S), scored as the
+        run's validation and test scored them (mirror-averaged with `tta_hflip`)."""
+        x = self.normalize(images)
+        logits = mirror_averaged_logits(self.net, x) if self.tta_hflip else self.net(x)
+        return logits.softmax(dim=1)
 
 
 def load_checkpoint(path: str | Path) -> LoadedModel:
@@ -97,6 +102,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         std=tuple(float(v) for v in hparams["std"]),
         arch=arch,
         path=path,
+        tta_hflip=bool(hparams.get("tta_hflip", False)),  # absent from older checkpoints
     )
 
 

@@ -7,7 +7,8 @@ and test image. So no checkpoint is needed, and an ensemble of published runs is
 from docs/results alone. The ensemble is scored on the validation split the runs were
 trained with, so that whether it beats its best member is decided on val, and on the test
 split with the given overrides (e.g. `data.dedup=true`, whose predictions
-`python -m mer_lightning.evaluate DIR data.dedup=true` writes). Results go to
+`python -m mer_lightning.evaluate DIR data.dedup=true` writes); overrides that leave data.*
+alone (`module.tta_hflip=true`) score val with them too. Results go to
 `DIR/ensemble/<overrides>/`: metrics.json, classification_report.txt,
 confusion_matrix.{csv,png}, predictions.csv and ensemble.md (each member beside the
 ensemble). The runs' files are never touched; an ensemble built before from the same runs is
@@ -32,7 +33,7 @@ from mer_lightning import reports
 from mer_lightning.config import output_name
 from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
-from mer_lightning.evaluate import finished_runs
+from mer_lightning.evaluate import finished_runs, keeps_val_split
 from mer_lightning.metrics import classification_metrics
 from mer_lightning.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.predictions import SplitPredictions, read_predictions, write_csv
@@ -72,7 +73,8 @@ def _split(path: Path, split: str, fix: str) -> tuple[list[str], SplitPrediction
 
 
 def load_member(run_dir: Path, sweep_dir: Path, overrides: list[str]) -> Member:
-    """A finished run's predictions of val as trained and of test with `overrides`."""
+    """A finished run's predictions of test with `overrides`, and of val with them too when
+    they keep the val split (module.tta_hflip=true), else as trained (data.dedup=true)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     trained = as_trained_predictions(run_dir)
     if not trained.is_file():
@@ -94,9 +96,19 @@ def load_member(run_dir: Path, sweep_dir: Path, overrides: list[str]) -> Member:
                 else "run "
             )
             raise UserError(f"{tested} is missing: {how}{evaluate_all}")
-        test_names, test = _split(tested, "test", f"run {evaluate_all} again")
+        test_names, tested_splits = read_predictions(tested)
+        if "test" not in tested_splits:
+            raise UserError(f"{tested} has no test rows; run {evaluate_all} again")
         if test_names != names:
             raise UserError(f"{tested} names classes {test_names}, {trained} names {names}")
+        test = tested_splits["test"]
+        if keeps_val_split(overrides):
+            if "val" not in tested_splits:
+                raise UserError(
+                    f"{tested} has no val rows (evaluated before val was scored under "
+                    f"{' '.join(overrides)}): remove {tested.parent}, then run {evaluate_all}"
+                )
+            val = tested_splits["val"]
         sources.append(tested)
     else:
         _, test = _split(

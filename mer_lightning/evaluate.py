@@ -4,8 +4,8 @@ DIR is a run dir (it has metrics.json) or a multirun dir (each job's). Each run'
 checkpoint is tested on the test split as the run's own overrides plus the given ones
 define it, e.g. `data.dedup=true` for the test set without the copies of train images.
 Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt,
-confusion_matrix.{csv,png} and predictions.csv (test images; val too without overrides, for
-runs trained before runs wrote their own), and a table of all runs to
+confusion_matrix.{csv,png} and predictions.csv (test images; val too unless an override
+changes data.*, which may draw another val split), and a table of all runs to
 `DIR/evaluation_<overrides>.csv`;
 the run's own files are never touched. A run evaluated before with the same overrides keeps
 its results (they are reused, not redone), so the same command after more jobs of a sweep
@@ -68,6 +68,13 @@ def best_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
     return trained, checkpoint
 
 
+def keeps_val_split(overrides: list[str]) -> bool:
+    """Whether the run's validation split survives `overrides`: any data.* override (e.g.
+    data.dedup=true) may draw another split, holding images the run trained on, so only
+    re-tests that leave data.* alone (e.g. module.tta_hflip=true) are scored on val too."""
+    return not any(o.lstrip("+~").startswith("data.") for o in overrides)
+
+
 def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the summary."""
     trained, checkpoint = best_checkpoint(run_dir)
@@ -86,9 +93,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     datamodule, module, trainer = build(cfg)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
     metrics = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
-    # val only as trained: other data.* values (dedup) draw another val split, with images
-    # the run trained on.
-    splits = ("test",) if overrides else ("val", "test")
+    splits = ("val", "test") if keeps_val_split(overrides) else ("test",)
     write_predictions(out / PREDICTIONS_FILE, trainer, module, datamodule, checkpoint, splits)
     summary = {
         "run_dir": str(run_dir),

@@ -48,6 +48,13 @@ def preprocessing(model: LoadedModel) -> dict[str, Any]:
         "std": list(model.std),
         "output": f"'{OUTPUT_NAME}' (N, {len(model.class_names)}): logits in class_names order; "
         "softmax gives probabilities",
+        "tta_hflip": model.tta_hflip,
+        "postprocessing": (
+            "average the logits of the image and of its horizontal mirror (the run was "
+            "validated and tested so: module.tta_hflip=true), then softmax"
+            if model.tta_hflip
+            else "softmax"
+        ),
         "class_names": model.class_names,
         "arch": model.arch,
     }

@@ -11,6 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
 from mer_lightning.metrics import classification_metrics
+from mer_lightning.models.tta import mirror_averaged_logits
 
 DIVERGED_FIX = (
     "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
@@ -27,7 +28,9 @@ class EmotionClassifier(L.LightningModule):
 
     Batches arrive as uint8 images; `normalize` turns them into the float input the net
     expects. `arch` (the net's constructor config) and the preprocessing are saved as
-    hyperparameters so that a checkpoint alone rebuilds and feeds the model.
+    hyperparameters so that a checkpoint alone rebuilds and feeds the model. With
+    `tta_hflip`, validation, test and predict average the logits of each image and its
+    mirror (training still sees one view per step).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class EmotionClassifier(L.LightningModule):
         arch: dict[str, Any] | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        tta_hflip: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -80,6 +84,13 @@ class EmotionClassifier(L.LightningModule):
         """Class logits for a batch of uint8 images."""
         return self.net(self.normalize(images))
 
+    def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits as validation, test and predict score them: mirror-averaged with
+        `tta_hflip`, else those of `forward`."""
+        if not self.hparams.tta_hflip:
+            return self(images)
+        return mirror_averaged_logits(self.net, self.normalize(images))
+
     def training_step(self, batch, batch_idx):
         images, labels = batch
         logits = self(images)
@@ -98,7 +109,7 @@ class EmotionClassifier(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         images, labels = batch
-        logits = self(images)
+        logits = self.evaluation_logits(images)
         self.log(
             "val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True
         )
@@ -112,7 +123,7 @@ class EmotionClassifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx):
         images, labels = batch
-        logits = self(images)
+        logits = self.evaluation_logits(images)
         self.log("test/loss", self.loss(logits, labels), on_epoch=True, sync_dist=True)
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
@@ -127,7 +138,7 @@ class EmotionClassifier(L.LightningModule):
         """Class probabilities and true label of each image (labels ride along in the batch)."""
         images, labels = batch
         # float32 softmax: under bf16 autocast it would keep 3 digits, too few to average.
-        return self(images).float().softmax(dim=1), labels
+        return self.evaluation_logits(images).float().softmax(dim=1), labels
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to write weights that are NaN or inf, so the previous checkpoint survives."""

@@ -12,7 +12,7 @@ from mer_lightning.compare.__main__ import main as compare_main
 from mer_lightning.config import recompose_run_config
 from mer_lightning.ensemble import main, soft_vote
 from mer_lightning.evaluate import main as evaluate_main
-from mer_lightning.predictions import SplitPredictions
+from mer_lightning.predictions import SplitPredictions, read_predictions
 from mer_lightning.train import build_datamodule
 from tests.helpers import CLASSES, fast_overrides, train_with_cli
 
@@ -147,6 +147,33 @@ def test_ensemble_refuses_runs_trained_on_different_validation_splits(
     assert "1_split_seed_7 predicted val on other images than" in message
     assert "data.split_seed" in message
     assert not (mixed / "ensemble" / "default" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_a_mirror_averaged_ensemble_is_scored_on_mirror_averaged_val(sweep, tmp_path):
+    sweep = shutil.copytree(sweep, tmp_path / "sweep", ignore=shutil.ignore_patterns("ensemble"))
+    overrides = ["module.tta_hflip=true", "trainer.precision=32-true"]
+    with pytest.raises(SystemExit):  # not re-tested yet: the message names the command
+        main([str(sweep), *overrides])
+    assert evaluate_main([str(sweep), *overrides]) == 0
+
+    assert main([str(sweep), *overrides]) == 0
+
+    name = "module.tta_hflip=true,trainer.precision=32-true"
+    summary = json.loads((sweep / "ensemble" / name / "metrics.json").read_text())
+    for member in summary["members"]:
+        _, retested = read_predictions(
+            sweep / member["run"] / "evaluate" / name / "predictions.csv"
+        )
+        assert member["val_acc"] == retested["val"].accuracy()
+        assert member["test_acc"] == retested["test"].accuracy()
+    voted = soft_vote(
+        [
+            read_predictions(sweep / m["run"] / "evaluate" / name / "predictions.csv")[1]["val"]
+            for m in summary["members"]
+        ]
+    )
+    assert summary["val_acc"] == pytest.approx(voted.accuracy())
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """`python -m mer_lightning.evaluate`: a finished run's best checkpoint tested again."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,8 +9,11 @@ import lightning as L
 import pytest
 import torch
 
+from mer_lightning.checkpoint import load_checkpoint
+from mer_lightning.config import recompose_run_config
 from mer_lightning.evaluate import main
 from mer_lightning.predictions import read_predictions
+from mer_lightning.train import build_datamodule
 from tests.data_faults import copy_dataset, write_duplicates
 from tests.helpers import fast_overrides, train_with_cli
 
@@ -80,6 +84,29 @@ def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run, mon
     with (trained_run / "evaluation_default.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert float(row["test_acc"]) == pytest.approx(evaluated["test_acc"])
+
+
+@pytest.mark.slow
+def test_mirror_averaged_retest_scores_the_runs_own_val_and_test(trained_run, tmp_path):
+    overrides = ["module.tta_hflip=true", "trainer.precision=32-true"]
+    assert main([str(trained_run), *overrides]) == 0
+
+    out = trained_run / "evaluate" / "module.tta_hflip=true,trainer.precision=32-true"
+    _, predicted = read_predictions(out / "predictions.csv")
+    assert set(predicted) == {"val", "test"}  # data.* untouched: val is still the run's own
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    model = load_checkpoint(trained_run / trained["best_checkpoint"])
+    mirrored = dataclasses.replace(model, tta_hflip=True)
+    datamodule = build_datamodule(recompose_run_config(trained_run, [], tmp_path))
+    _, own = read_predictions(trained_run / "predictions.csv")
+    loaders = {"val": datamodule.val_dataloader(), "test": datamodule.test_dataloader()}
+    for split, loader in loaders.items():
+        expected = torch.cat([mirrored.predict_proba(images) for images, _ in loader])
+        assert predicted[split].files == own[split].files
+        torch.testing.assert_close(predicted[split].probabilities, expected, atol=1e-5, rtol=0)
+        assert not torch.allclose(expected, own[split].probabilities, atol=1e-3)
+    evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["test_acc"] == pytest.approx(predicted["test"].accuracy())
 
 
 def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
