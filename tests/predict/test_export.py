@@ -1,5 +1,6 @@
 """`python -m mer_lightning.export`: ONNX and TorchScript give PyTorch's logits."""
 
+import dataclasses
 import json
 
 import onnx
@@ -9,7 +10,7 @@ import torch
 
 from mer_lightning.checkpoint import load_checkpoint
 from mer_lightning.errors import UserError
-from mer_lightning.export import export, run
+from mer_lightning.export import export, preprocessing, run
 from mer_lightning.models import build_net
 from tests.helpers import CLASSES
 from tests.predict.helpers import compose_task
@@ -93,3 +94,12 @@ def test_onnx_matches_pytorch_for_resnet18_with_batch_norm(tmp_path):
 def test_unknown_format_is_a_user_error(checkpoint, tmp_path):
     with pytest.raises(UserError, match="format=tflite is not one of"):
         run(compose_task("export", [f"ckpt={checkpoint}", "format=tflite"], tmp_path))
+
+
+def test_preprocessing_says_to_average_the_mirror_when_the_run_was_tested_so(checkpoint):
+    model = load_checkpoint(checkpoint)
+    one_view = preprocessing(model)
+    assert one_view["tta_hflip"] is False and one_view["postprocessing"] == "softmax"
+    mirrored = preprocessing(dataclasses.replace(model, tta_hflip=True))
+    assert mirrored["tta_hflip"] is True
+    assert "horizontal mirror" in mirrored["postprocessing"]
