@@ -37,7 +37,9 @@ class LoadedModel:
     std: tuple[float, ...]
     arch: dict[str, Any]
     path: Path | None = None  # the checkpoint it came from; None for a net built in memory
-    tta_hflip: bool = False  # average the logits of each image and its mirror, as trained to
+    tta_hflip: bool = (
+        False  # average the logits of each image and its mirror, as the run's val/test did
+    )
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 RGB (N, 3, S, S) -> the float input the net was trained on."""

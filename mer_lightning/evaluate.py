@@ -72,7 +72,8 @@ def keeps_val_split(overrides: list[str]) -> bool:
     """Whether the run's validation split survives `overrides`: any data.* override (e.g.
     data.dedup=true) may draw another split, holding images the run trained on, so only
     re-tests that leave data.* alone (e.g. module.tta_hflip=true) are scored on val too."""
-    return not any(o.lstrip("+~").startswith("data.") for o in overrides)
+    keys = (override.lstrip("+~").split("=", 1)[0] for override in overrides)
+    return not any(key == "data" or key.startswith("data.") for key in keys)
 
 
 def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:

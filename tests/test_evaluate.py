@@ -11,7 +11,7 @@ import torch
 
 from mer_lightning.checkpoint import load_checkpoint
 from mer_lightning.config import recompose_run_config
-from mer_lightning.evaluate import main
+from mer_lightning.evaluate import keeps_val_split, main
 from mer_lightning.predictions import read_predictions
 from mer_lightning.train import build_datamodule
 from tests.data_faults import copy_dataset, write_duplicates
@@ -117,3 +117,17 @@ def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "typo")])
     assert "typo is not a directory" in capsys.readouterr().out.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "keeps"),
+    [
+        ([], True),
+        (["module.tta_hflip=true", "trainer.precision=32-true"], True),
+        (["data.dedup=true"], False),
+        (["module.tta_hflip=true", "+data.val_fraction=0.2"], False),
+        (["data=micro_expressions"], False),
+    ],
+)
+def test_only_overrides_that_leave_data_alone_keep_the_runs_val_split(overrides, keeps):
+    assert keeps_val_split(overrides) is keeps
