@@ -37,9 +37,7 @@ class LoadedModel:
     std: tuple[float, ...]
     arch: dict[str, Any]
     path: Path | None = None  # the checkpoint it came from; None for a net built in memory
-    tta_hflip: bool = (
-        False  # average the logits of each image and its mirror, as the run's val/test did
-    )
+    tta_hflip: bool = False  # mirror-average the logits, as the run's val/test did
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 RGB (N, 3, S, S) -> the float input the net was trained on."""
