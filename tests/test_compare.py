@@ -292,6 +292,40 @@ def test_other_swept_settings_make_their_own_columns(tmp_path):
     assert rows["Test"] == ["80.00", "90.00"]
 
 
+def test_not_swept_puts_seeds_with_a_restated_default_in_one_column(tmp_path):
+    # seed 1 ran with the default; seeds 2 and 3 were added later with that default spelled out
+    sweep = tmp_path / "multirun"
+    for num, (train, test, seconds) in enumerate(RUNS["cnn1"]):
+        restated = ["module.tta_hflip=false"] if num else []
+        overrides = ["model=cnn1", f"seed={num + 1}", *restated]
+        make_job(
+            sweep,
+            num,
+            overrides,
+            "cnn1",
+            metrics=metrics_json("cnn1", num + 1, train, test, seconds),
+        )
+
+    split = table((build_report(sweep), sweep / "comparison.md")[1].read_text())
+    assert split[""] == ["cnn1", "cnn1 module.tta_hflip=False"]  # as Hydra parses it
+
+    result = run_compare(str(sweep), "--not-swept", "module.tta_hflip")
+    assert result.returncode == 0, result.stderr
+    md = (sweep / "comparison.md").read_text()
+    rows = table(md)
+    assert rows[""] == ["cnn1"]
+    assert rows["Runs"] == ["3"]
+    assert rows["Test"] == [mean_std([test for _, test, _ in RUNS["cnn1"]], scale=100)]
+    assert "as if none had overridden `module.tta_hflip`" in md
+    with (sweep / "comparison.csv").open() as handle:  # the CSV still tells the jobs apart
+        rows_csv = list(csv.DictReader(handle))
+    assert [row["override.module.tta_hflip"] for row in rows_csv] == ["", "False", "False"]
+
+    typo = run_compare(str(sweep), "--not-swept", "module.tta_hflp")
+    assert typo.returncode == 2
+    assert "module.tta_hflp" in typo.stdout and "module.tta_hflip" in typo.stdout
+
+
 def test_first_line_keeps_what_went_wrong():
     assert first_line(ValueError("bad value\nmore detail")) == "ValueError: bad value"
     hydra_style = KeyError("Error in call to target 'x.Net':\nIndexError('list index')")

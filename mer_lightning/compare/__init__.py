@@ -12,6 +12,7 @@ and prints the table. The Hydra callback calls it when a sweep ends;
 `python -m mer_lightning.compare DIR` calls it on any multirun dir later.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Comparison:
     jobs: list[Job]
     groups: list[Group]
     classes: list[str]
+    not_swept: tuple[str, ...] = ()  # override keys grouped as if not given (--not-swept)
 
     @property
     def failed(self) -> list[Job]:
@@ -48,8 +50,8 @@ class Comparison:
         return [job for job in self.jobs if job.status == NO_RESULT]
 
 
-def compare(sweep_dir: Path) -> Comparison:
-    """Read and group the jobs of a multirun dir."""
+def compare(sweep_dir: Path, not_swept: Sequence[str] = ()) -> Comparison:
+    """Read and group the jobs of a multirun dir (`not_swept`: see `group_jobs`)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise UserError(
@@ -61,20 +63,23 @@ def compare(sweep_dir: Path) -> Comparison:
             f"no Hydra jobs in {sweep_dir}: no */.hydra/overrides.yaml below it; give the dir "
             "of a multirun (hydra.sweep.dir, e.g. outputs/multirun/<date>/<time>)"
         )
-    return Comparison(sweep_dir, jobs, group_jobs(jobs), class_names(jobs))
+    groups = group_jobs(jobs, not_swept)
+    return Comparison(sweep_dir, jobs, groups, class_names(jobs), tuple(not_swept))
 
 
-def build_report(sweep_dir: Path, console: Console | None = None) -> Comparison:
+def build_report(
+    sweep_dir: Path, console: Console | None = None, not_swept: Sequence[str] = ()
+) -> Comparison:
     """Write comparison.{md,csv,png} into `sweep_dir`, print the table, return the data."""
-    result = compare(sweep_dir)
+    result = compare(sweep_dir, not_swept)
     title = result.sweep_dir.resolve().name
     md, csv, png = (result.sweep_dir / name for name in REPORT_FILES)
-    md.write_text(markdown(title, result.groups, result.classes, result.jobs))
+    md.write_text(markdown(title, result.groups, result.classes, result.jobs, result.not_swept))
     write_csv(csv, result.groups)
     figure = comparison_figure(result.groups, f"Model comparison: {title}")
     figure.savefig(png, dpi=120)
     plt.close(figure)
     console = console or Console()
-    print_tables(console, title, result.groups, result.classes, result.jobs)
+    print_tables(console, title, result.groups, result.classes, result.jobs, result.not_swept)
     console.print(f"report: {md}, {csv.name}, {png.name}", highlight=False)
     return result

@@ -1,5 +1,6 @@
-"""`python -m mer_lightning.compare DIR [--publish OUT]`: rebuild the comparison report of a
-multirun dir, and optionally copy it with each job's results into OUT for committing.
+"""`python -m mer_lightning.compare DIR [--publish OUT] [--not-swept KEY]`: rebuild the
+comparison report of a multirun dir, and optionally copy it with each job's results into OUT
+for committing.
 
 Works on any multirun dir, including one whose jobs ran elsewhere (a SLURM cluster) and was
 copied here: only the files in the job dirs are read. Exit status 1 when a job failed or
@@ -29,9 +30,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also copy the report and each job's classification report, confusion matrix "
         "and metrics.json into OUT (e.g. docs/results/paper), for committing",
     )
+    parser.add_argument(
+        "--not-swept",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="group jobs as if none had overridden KEY (repeatable): for an override that "
+        "restates what the other jobs ran with, e.g. a default given explicitly to a later seed",
+    )
     args = parser.parse_args(argv)
     try:
-        report = build_report(args.dir)
+        report = build_report(args.dir, not_swept=args.not_swept)
         if args.publish is not None:
             copies = publish(report, args.publish)
             print(f"published {len(copies)} files to {args.publish}")

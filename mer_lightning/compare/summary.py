@@ -12,6 +12,7 @@ from typing import Any
 
 from mer_lightning.compare.jobs import Job
 from mer_lightning.config import AS_TRAINED
+from mer_lightning.errors import UserError
 
 SEED_KEY = "seed"
 
@@ -78,9 +79,22 @@ def varying_keys(jobs: Sequence[Job]) -> list[str]:
     return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
 
 
-def group_jobs(jobs: Sequence[Job]) -> list[Group]:
-    """Groups in order of first appearance, labelled by model and the other swept values."""
-    swept = [key for key in varying_keys(jobs) if key != SEED_KEY]
+def group_jobs(jobs: Sequence[Job], not_swept: Sequence[str] = ()) -> list[Group]:
+    """Groups in order of first appearance, labelled by model and the other swept values.
+
+    `not_swept` names override keys to group as if no job had given them: an override that
+    restates what the other jobs ran with (a default made explicit) must not split a model's
+    seeds into two columns.
+    """
+    given = {key for job in jobs for key in job.overrides}
+    unknown = [key for key in not_swept if key not in given]
+    if unknown:
+        raise UserError(
+            f"--not-swept {' '.join(unknown)}: no job of the sweep overrides "
+            f"{'it' if len(unknown) == 1 else 'them'}; the keys its jobs override: "
+            f"{', '.join(sorted(given)) or 'none'}"
+        )
+    swept = [key for key in varying_keys(jobs) if key not in (SEED_KEY, *not_swept)]
     groups: dict[tuple, Group] = {}
     for job in jobs:
         key = tuple((name, job.overrides.get(name)) for name in swept)

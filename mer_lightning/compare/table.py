@@ -99,14 +99,21 @@ def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[st
     return rows
 
 
-def table_note(rows: Sequence[tuple[str, list[str]]]) -> str:
-    """How to read the table, including its paper and re-test rows when it has them."""
+def table_note(rows: Sequence[tuple[str, list[str]]], not_swept: Sequence[str] = ()) -> str:
+    """How to read the table, including its paper and re-test rows when it has them, and
+    the overrides its columns ignore (`--not-swept`), so a reader sees the grouping chosen."""
     names = [name for name, _ in rows]
     parts = [NOTE]
     if any(name.endswith(PAPER_SUFFIX) for name in names):
         parts.append(PAPER_NOTE)
     if any(name.startswith(RETEST_PREFIX) and not name.endswith(PAPER_SUFFIX) for name in names):
         parts.append(EVALUATION_NOTE)
+    if not_swept:
+        keys = ", ".join(f"`{key}`" for key in not_swept)
+        parts.append(
+            f"Columns group jobs as if none had overridden {keys} (`--not-swept`): jobs that "
+            "differ only there share a column; comparison.csv keeps every job's overrides."
+        )
     return " ".join(parts)
 
 
@@ -145,7 +152,7 @@ def failed_jobs(jobs: Sequence[Job]) -> list[tuple[str, str, str]]:
     ]
 
 
-def markdown(title: str, groups, classes, jobs) -> str:
+def markdown(title: str, groups, classes, jobs, not_swept: Sequence[str] = ()) -> str:
     """comparison.md: the table, a note on how to read it, and the jobs without results."""
     done = sum(job.completed for job in jobs)
     lines = [f"# Model comparison: {title}", "", f"{len(jobs)} jobs, {done} completed.", ""]
@@ -153,7 +160,7 @@ def markdown(title: str, groups, classes, jobs) -> str:
     lines.append("|---|" + "---:|" * len(groups))
     rows = table_rows(groups, classes)
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
-    lines += ["", table_note(rows), ""]
+    lines += ["", table_note(rows, not_swept), ""]
     failed = failed_jobs(jobs)
     if failed:
         lines += ["## Jobs without results", "", "| job | overrides | why |", "|---|---|---|"]
@@ -200,7 +207,9 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
             )
 
 
-def print_tables(console: Console, title: str, groups, classes, jobs) -> None:
+def print_tables(
+    console: Console, title: str, groups, classes, jobs, not_swept: Sequence[str] = ()
+) -> None:
     """The same table (and the jobs without results) in the terminal."""
     table = Table(title=f"Model comparison: {title}", box=box.SIMPLE_HEAVY)
     table.add_column("")
@@ -211,7 +220,7 @@ def print_tables(console: Console, title: str, groups, classes, jobs) -> None:
     for (name, cells), following in zip(rows, [*rows[1:], ("", [])], strict=True):
         table.add_row(name, *cells, end_section=following[0] in section_starts)
     console.print(table)
-    console.print(table_note(rows), style="dim")
+    console.print(table_note(rows, not_swept), style="dim")
     failed = failed_jobs(jobs)
     if failed:
         errors = Table(title="Jobs without results", box=box.SIMPLE, title_style="bold red")
