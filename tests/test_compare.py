@@ -324,6 +324,8 @@ def test_not_swept_puts_seeds_with_a_restated_default_in_one_column(tmp_path):
     typo = run_compare(str(sweep), "--not-swept", "module.tta_hflp")
     assert typo.returncode == 2
     assert "module.tta_hflp" in typo.stdout and "module.tta_hflip" in typo.stdout
+    every_model = run_compare(str(sweep), "--not-swept", "model")
+    assert every_model.returncode == 2 and "names the columns" in every_model.stdout
 
 
 def test_first_line_keeps_what_went_wrong():

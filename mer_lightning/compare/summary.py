@@ -86,13 +86,15 @@ def group_jobs(jobs: Sequence[Job], not_swept: Sequence[str] = ()) -> list[Group
     restates what the other jobs ran with (a default made explicit) must not split a model's
     seeds into two columns.
     """
+    if "model" in not_swept:
+        raise UserError("--not-swept model: the model names the columns; give another key")
     given = {key for job in jobs for key in job.overrides}
     unknown = [key for key in not_swept if key not in given]
     if unknown:
         raise UserError(
             f"--not-swept {' '.join(unknown)}: no job of the sweep overrides "
-            f"{'it' if len(unknown) == 1 else 'them'}; the keys its jobs override: "
-            f"{', '.join(sorted(given)) or 'none'}"
+            f"{'it' if len(unknown) == 1 else 'them'}; give one of the keys its jobs "
+            f"override: {', '.join(sorted(given)) or 'none'}"
         )
     swept = [key for key in varying_keys(jobs) if key not in (SEED_KEY, *not_swept)]
     groups: dict[tuple, Group] = {}
