@@ -31,7 +31,7 @@ from mer_lightning.console import exit_on_user_error
 from mer_lightning.errors import UserError
 from mer_lightning.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.predictions import write_predictions
-from mer_lightning.train import build, write_test_reports
+from mer_lightning.train import build, end_weight_averaging, write_test_reports
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     with open_dict(cfg):
         cfg.logger = None  # the run's TensorBoard log stays as training left it
     datamodule, module, trainer = build(cfg)
+    end_weight_averaging(trainer)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
     metrics = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     splits = ("val", "test") if keeps_val_split(overrides) else ("test",)

@@ -1,6 +1,7 @@
 """The train task: build everything from the config, fit, test the best checkpoint, report."""
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer, WeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
@@ -50,6 +51,20 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         logger=loggers or False,
         precision=precision,
     )
+
+
+def end_weight_averaging(trainer: L.Trainer) -> None:
+    """Score checkpoints after fit by the weights they were chosen on.
+
+    A WeightAveraging callback (callbacks.weight_averaging) validates on the averaged weights
+    and saves them as the checkpoint's state_dict, but while attached it would load the raw
+    weights back on every validate, test or predict with a ckpt_path.
+    """
+    averaging = [cb for cb in trainer.callbacks if isinstance(cb, WeightAveraging)]
+    trainer.callbacks = [cb for cb in trainer.callbacks if cb not in averaging]
+    for name in {type(cb).__name__ for cb in averaging}:
+        # Lightning asks for the callback back when loading; left out on purpose here.
+        warnings.filterwarnings("ignore", message=rf".*following callbacks: \['{name}'\]")
 
 
 def build_datamodule(cfg: DictConfig) -> MicroExpressionDataModule:
@@ -169,6 +184,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         last = resume.last_checkpoint(trainer)
         kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was saved"
         raise TrainingDiverged(f"{error}. Training stopped; {kept}") from error
+    end_weight_averaging(trainer)
     # Read these now: validate/test with ckpt_path restore callback state from that checkpoint.
     timer = _callback(trainer, Timer)
     fit_seconds = timer.time_elapsed("train") if timer else float("nan")

@@ -9,11 +9,20 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mer_lightning.checkpoint import load_checkpoint
 from mer_lightning.errors import UserError
+from mer_lightning.evaluate import main as evaluate_main
 from mer_lightning.predictions import read_predictions
 from mer_lightning.speed import resolve_precision
 from mer_lightning.train import build, run
-from tests.helpers import CLASSES, FAST_MODEL, FAST_RUN, compose_config, fast_overrides
+from tests.helpers import (
+    CLASSES,
+    FAST_MODEL,
+    FAST_RUN,
+    compose_config,
+    fast_overrides,
+    train_with_cli,
+)
 
 
 @pytest.mark.slow
@@ -165,3 +174,33 @@ def test_class_weights_list_must_match_the_classes(synthetic_root, tmp_path):
     )
     with pytest.raises(UserError, match="module.class_weights has 2 values"):
         build(cfg)
+
+
+@pytest.mark.slow
+def test_weight_averaging_is_what_the_run_validates_keeps_and_tests(synthetic_root, tmp_path):
+    """callbacks.weight_averaging: the best checkpoint holds the EMA weights, and the run's
+    own val and test figures are those weights' (as a later re-test of the checkpoint gives)."""
+    run_dir = tmp_path / "run"
+    ema = "{_target_:lightning.pytorch.callbacks.EMAWeightAveraging,decay:0.5}"
+    train_with_cli(
+        *fast_overrides("cnn1", synthetic_root),
+        "trainer.max_epochs=2",
+        f"callbacks.weight_averaging={ema}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    checkpoint = torch.load(run_dir / trained["best_checkpoint"], weights_only=True)
+    averaged, raw = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert any(not torch.equal(averaged[key], raw[key]) for key in raw)
+    predictor = load_checkpoint(run_dir / trained["best_checkpoint"]).net  # predict's weights
+    for key, value in predictor.state_dict().items():
+        assert value.equal(averaged[f"net.{key}"])
+
+    assert evaluate_main([str(run_dir)]) == 0
+    _, own = read_predictions(run_dir / "predictions.csv")
+    _, again = read_predictions(run_dir / "evaluate" / "default" / "predictions.csv")
+    for split in ("val", "test"):
+        assert torch.allclose(own[split].probabilities, again[split].probabilities, atol=1e-4)
+    assert own["val"].accuracy() == pytest.approx(trained["val_acc"])
+    assert own["test"].accuracy() == pytest.approx(trained["test_acc"])
