@@ -7,6 +7,7 @@ import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchvision.transforms import v2
 
 from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
@@ -30,7 +31,9 @@ class EmotionClassifier(L.LightningModule):
     expects. `arch` (the net's constructor config) and the preprocessing are saved as
     hyperparameters so that a checkpoint alone rebuilds and feeds the model. With
     `tta_hflip`, validation, test and predict average the logits of each image and its
-    mirror (training still sees one view per step).
+    mirror (training still sees one view per step). With `mixup_alpha` > 0, each training
+    batch is MixUp-blended (torchvision's: pairs of faces and their one-hot labels, weight
+    ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted.
     """
 
     def __init__(
@@ -48,10 +51,13 @@ class EmotionClassifier(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         tta_hflip: bool = False,
+        mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise UserError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
+        if mixup_alpha < 0:
+            raise UserError(f"module.mixup_alpha={mixup_alpha} must be >= 0 (0 = off)")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
         self.optimizer_factory = optimizer
@@ -59,6 +65,7 @@ class EmotionClassifier(L.LightningModule):
         n = len(class_names)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.mixup = v2.MixUp(alpha=mixup_alpha, num_classes=n) if mixup_alpha > 0 else None
         self.register_buffer("mean", channel_stats(mean), persistent=False)
         self.register_buffer("std", channel_stats(std), persistent=False)
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -93,8 +100,11 @@ class EmotionClassifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        logits = self(images)
-        loss = self.loss(logits, labels)
+        inputs, targets = self.normalize(images), labels
+        if self.mixup is not None:
+            inputs, targets = self.mixup(inputs, labels)
+        logits = self.net(inputs)
+        loss = self.loss(logits, targets)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"train/loss is {loss.item()} at epoch {self.current_epoch}, global step "
@@ -102,7 +112,8 @@ class EmotionClassifier(L.LightningModule):
                 f"step. Fix: {DIVERGED_FIX}"
             )
         self.train_images_seen += labels.shape[0]
-        self.train_acc(logits, labels)
+        # Under MixUp, a blended face counts as its larger share's class.
+        self.train_acc(logits, targets.argmax(dim=1) if targets.ndim == 2 else targets)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss

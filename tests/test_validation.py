@@ -21,6 +21,7 @@ BAD_VALUES = [
     ("data.eval_batch_size=-4", "data.eval_batch_size=-4 must be an integer >= 1"),
     ("data.on_bad_file=ignore", "data.on_bad_file=ignore must be one of ['skip', 'raise']"),
     ("module.label_smoothing=1", "module.label_smoothing=1 must be a number in [0, 1)"),
+    ("module.mixup_alpha=-0.2", "module.mixup_alpha=-0.2 must be a number >= 0 (0 = off)"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
     ("monitor.mode=maximum", "monitor.mode=maximum must be min or max"),
     ("resume=maybe", "resume=maybe must be true or false"),

@@ -1,0 +1,81 @@
+"""module.mixup_alpha: training steps learn from MixUp-blended faces and their blended labels."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+from torchvision.transforms import v2
+
+from mer_lightning.models import build_net, net_config
+from mer_lightning.module import EmotionClassifier
+from mer_lightning.train import build
+from tests.helpers import compose_config, fast_overrides
+
+CLASSES = ["anger", "fear", "surprise"]
+SIZE = 16
+ARCH = net_config(
+    {
+        "_target_": "mer_lightning.models.cnn.BlockCNN",
+        "channels": [4],
+        "convs_per_block": 1,
+        "hidden": [8],
+        "input_size": SIZE,
+    },
+    num_classes=len(CLASSES),
+)
+
+
+def classifier(mixup_alpha: float) -> EmotionClassifier:
+    torch.manual_seed(0)
+    return EmotionClassifier(
+        net=build_net(ARCH),
+        class_names=CLASSES,
+        optimizer=torch.optim.SGD,
+        image_size=SIZE,
+        arch=ARCH,
+        class_weights=[1.0, 2.0, 1.0],
+        label_smoothing=0.1,
+        mixup_alpha=mixup_alpha,
+    )
+
+
+@torch.no_grad()
+def test_the_training_loss_is_that_of_the_blended_faces_and_labels():
+    images = torch.randint(0, 256, (6, 3, SIZE, SIZE), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    module = classifier(mixup_alpha=0.4)
+    torch.manual_seed(3)
+    loss = module.training_step((images, labels), 0)
+
+    torch.manual_seed(3)  # the same blend weight as the step drew
+    blended, soft = v2.MixUp(alpha=0.4, num_classes=3)(module.normalize(images), labels)
+    weight = torch.tensor([1.0, 2.0, 1.0])
+    expected = F.cross_entropy(module.net(blended), soft, weight=weight, label_smoothing=0.1)
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(soft.max(dim=1).values, torch.ones(6))  # the labels were blended
+    plain = F.cross_entropy(module.net(module.normalize(images)), labels, weight=weight)
+    assert not torch.isclose(loss, plain)
+    # train/acc scores each blend against its larger share's class.
+    logits = module.net(blended)
+    majority_hits = (logits.argmax(dim=1) == soft.argmax(dim=1)).float().mean()
+    torch.testing.assert_close(module.train_acc.compute(), majority_hits)
+
+
+@torch.no_grad()
+def test_alpha_zero_trains_on_the_faces_as_they_are():
+    images = torch.randint(0, 256, (6, 3, SIZE, SIZE), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    module = classifier(mixup_alpha=0.0)
+    loss = module.training_step((images, labels), 0)
+    weight = torch.tensor([1.0, 2.0, 1.0])
+    expected = F.cross_entropy(module(images), labels, weight=weight, label_smoothing=0.1)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_the_config_key_reaches_the_module_and_a_fit_runs(synthetic_root, tmp_path):
+    overrides = fast_overrides(
+        "cnn1", synthetic_root, "module.mixup_alpha=0.2", "module.class_weights=sqrt"
+    )
+    datamodule, module, trainer = build(compose_config(overrides, tmp_path))
+    assert module.mixup.alpha == pytest.approx(0.2)
+    trainer.fit(module, datamodule=datamodule)
+    assert torch.isfinite(trainer.callback_metrics["train/loss_epoch"])
