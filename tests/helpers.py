@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 
 from mer_lightning.config import compose_run_config as compose_config  # noqa: F401
+from mer_lightning.models import build_net, net_config
+from mer_lightning.module import EmotionClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,3 +79,37 @@ def train_with_cli(*args: str, cwd: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+TINY_SIZE = 16
+TINY_ARCH = net_config(
+    {
+        "_target_": "mer_lightning.models.cnn.BlockCNN",
+        "channels": [4],
+        "convs_per_block": 1,
+        "hidden": [8],
+        "input_size": TINY_SIZE,
+    },
+    num_classes=3,
+)
+
+
+def tiny_classifier(**options) -> EmotionClassifier:
+    """A seeded 3-class EmotionClassifier on 16x16 faces, small enough to check one step of
+    it by hand; `options` are EmotionClassifier's keyword arguments."""
+    torch.manual_seed(0)
+    return EmotionClassifier(
+        net=build_net(TINY_ARCH),
+        class_names=["anger", "fear", "surprise"],
+        optimizer=torch.optim.SGD,
+        image_size=TINY_SIZE,
+        arch=TINY_ARCH,
+        **options,
+    )
+
+
+def tiny_faces(count: int = 4) -> torch.Tensor:
+    """`count` random uint8 faces for `tiny_classifier`, the same on every call."""
+    generator = torch.Generator().manual_seed(1)
+    shape = (count, 3, TINY_SIZE, TINY_SIZE)
+    return torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)

@@ -5,42 +5,20 @@ import torch
 from torch.nn import functional as F
 from torchvision.transforms import v2
 
-from mer_lightning.models import build_net, net_config
 from mer_lightning.module import EmotionClassifier
 from mer_lightning.train import build
-from tests.helpers import compose_config, fast_overrides
-
-CLASSES = ["anger", "fear", "surprise"]
-SIZE = 16
-ARCH = net_config(
-    {
-        "_target_": "mer_lightning.models.cnn.BlockCNN",
-        "channels": [4],
-        "convs_per_block": 1,
-        "hidden": [8],
-        "input_size": SIZE,
-    },
-    num_classes=len(CLASSES),
-)
+from tests.helpers import compose_config, fast_overrides, tiny_classifier, tiny_faces
 
 
 def classifier(mixup_alpha: float) -> EmotionClassifier:
-    torch.manual_seed(0)
-    return EmotionClassifier(
-        net=build_net(ARCH),
-        class_names=CLASSES,
-        optimizer=torch.optim.SGD,
-        image_size=SIZE,
-        arch=ARCH,
-        class_weights=[1.0, 2.0, 1.0],
-        label_smoothing=0.1,
-        mixup_alpha=mixup_alpha,
+    return tiny_classifier(
+        class_weights=[1.0, 2.0, 1.0], label_smoothing=0.1, mixup_alpha=mixup_alpha
     )
 
 
 @torch.no_grad()
 def test_the_training_loss_is_that_of_the_blended_faces_and_labels():
-    images = torch.randint(0, 256, (6, 3, SIZE, SIZE), dtype=torch.uint8)
+    images = tiny_faces(6)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     module = classifier(mixup_alpha=0.4)
     torch.manual_seed(3)
@@ -62,7 +40,7 @@ def test_the_training_loss_is_that_of_the_blended_faces_and_labels():
 
 @torch.no_grad()
 def test_alpha_zero_trains_on_the_faces_as_they_are():
-    images = torch.randint(0, 256, (6, 3, SIZE, SIZE), dtype=torch.uint8)
+    images = tiny_faces(6)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     module = classifier(mixup_alpha=0.0)
     loss = module.training_step((images, labels), 0)

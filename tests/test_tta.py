@@ -5,43 +5,17 @@ import dataclasses
 import torch
 
 from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.models import build_net, net_config
 from mer_lightning.module import EmotionClassifier
-
-CLASSES = ["anger", "fear", "surprise"]
-SIZE = 16
-ARCH = net_config(
-    {
-        "_target_": "mer_lightning.models.cnn.BlockCNN",
-        "channels": [4],
-        "convs_per_block": 1,
-        "hidden": [8],
-        "input_size": SIZE,
-    },
-    num_classes=len(CLASSES),
-)
+from tests.helpers import tiny_classifier, tiny_faces
 
 
 def classifier(tta_hflip: bool) -> EmotionClassifier:
-    torch.manual_seed(0)
-    return EmotionClassifier(
-        net=build_net(ARCH),
-        class_names=CLASSES,
-        optimizer=torch.optim.SGD,
-        image_size=SIZE,
-        arch=ARCH,
-        tta_hflip=tta_hflip,
-    ).eval()
-
-
-def faces(count: int = 4) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(1)
-    return torch.randint(0, 256, (count, 3, SIZE, SIZE), dtype=torch.uint8, generator=generator)
+    return tiny_classifier(tta_hflip=tta_hflip).eval()
 
 
 @torch.no_grad()
 def test_evaluation_logits_average_each_face_and_its_mirror():
-    images = faces()
+    images = tiny_faces()
     plain, mirrored = classifier(tta_hflip=False), classifier(tta_hflip=True)
     one_view = plain.net(plain.normalize(images))
     mirror_view = plain.net(plain.normalize(images.flip(-1)))
@@ -60,7 +34,7 @@ def test_a_checkpoint_predicts_as_its_run_was_tested(tmp_path):
     module = classifier(tta_hflip=True)
     path = tmp_path / "mirrored.ckpt"
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
-    images = faces()
+    images = tiny_faces()
 
     loaded = load_checkpoint(path)
 
