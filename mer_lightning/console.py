@@ -5,6 +5,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import rich
+import rich.markup
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
@@ -29,8 +30,11 @@ def print_config_tree(cfg: DictConfig, first: Sequence[str] = FIRST_GROUPS) -> N
 
 
 def print_user_error(message: str) -> None:
-    """Print a user mistake without a traceback."""
-    rich.get_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a user mistake without a traceback, its text as is: a bracketed value such as
+    `[runs/a.ckpt]` is what the user typed, not rich markup."""
+    rich.get_console().print(
+        f"[bold red]error:[/] {rich.markup.escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 @contextlib.contextmanager

@@ -91,6 +91,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     cfg = recompose_run_config(run_dir, overrides, out)
     with open_dict(cfg):
         cfg.logger = None  # the run's TensorBoard log stays as training left it
+        cfg.module.distill = None  # testing trains nothing: no teachers to load
     datamodule, module, trainer = build(cfg)
     end_weight_averaging(trainer)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))

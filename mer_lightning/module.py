@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchvision.transforms import v2
 
 from mer_lightning.data.normalize import channel_stats, normalize_images
+from mer_lightning.distill import Distillation
 from mer_lightning.errors import UserError
 from mer_lightning.metrics import classification_metrics
 from mer_lightning.models.tta import mirror_averaged_logits
@@ -33,7 +34,9 @@ class EmotionClassifier(L.LightningModule):
     `tta_hflip`, validation, test and predict average the logits of each image and its
     mirror (training still sees one view per step). With `mixup_alpha` > 0, each training
     batch is MixUp-blended (torchvision's: pairs of faces and their one-hot labels, weight
-    ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted.
+    ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted. With
+    `distill`, the loss mixes the labels' cross-entropy with matching frozen teachers'
+    softened predictions on the same (augmented, blended) batch.
     """
 
     def __init__(
@@ -52,14 +55,16 @@ class EmotionClassifier(L.LightningModule):
         compile: bool = False,
         tta_hflip: bool = False,
         mixup_alpha: float = 0.0,
+        distill: Distillation | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise UserError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
         if mixup_alpha < 0:
             raise UserError(f"module.mixup_alpha={mixup_alpha} must be >= 0 (0 = off)")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "distill"], logger=False)
         self.net = net
+        self.distill = distill
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         n = len(class_names)
@@ -105,6 +110,12 @@ class EmotionClassifier(L.LightningModule):
             inputs, targets = self.mixup(inputs, labels)
         logits = self.net(inputs)
         loss = self.loss(logits, targets)
+        if self.distill is not None:
+            distill_loss = self.distill.loss(
+                logits, self.distill.soft_targets(inputs, self.mean, self.std)
+            )
+            self.log("train/distill_loss", distill_loss, on_step=False, on_epoch=True)
+            loss = (1 - self.distill.weight) * loss + self.distill.weight * distill_loss
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"train/loss is {loss.item()} at epoch {self.current_epoch}, global step "
@@ -117,6 +128,10 @@ class EmotionClassifier(L.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_fit_start(self) -> None:
+        if self.distill is not None:
+            self.distill.to(self.device)
 
     def validation_step(self, batch, batch_idx):
         images, labels = batch

@@ -21,6 +21,7 @@ from mer_lightning.class_weights import resolve_class_weights
 from mer_lightning.config import run_identity
 from mer_lightning.console import print_config_tree
 from mer_lightning.data.datamodule import MicroExpressionDataModule
+from mer_lightning.distill import load_distillation
 from mer_lightning.history import EpochHistory
 from mer_lightning.models import build_net, net_config
 from mer_lightning.module import EmotionClassifier, TrainingDiverged
@@ -91,6 +92,12 @@ def build_model(cfg: DictConfig) -> tuple[MicroExpressionDataModule, EmotionClas
         std=list(cfg.data.std),
         image_size=cfg.data.image_size,
         arch=arch,
+        distill=load_distillation(
+            cfg.module.get("distill"),
+            class_names=datamodule.class_names,
+            image_size=cfg.data.image_size,
+            val_files=datamodule.split_files("val"),
+        ),
     )
     return datamodule, module
 

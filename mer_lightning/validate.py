@@ -35,6 +35,13 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("module.label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("module.mixup_alpha", lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 = off)"),
     ("module.class_weights", class_weights.is_valid_setting, class_weights.EXPECTED),
+    (
+        "module.distill.teachers",
+        lambda v: v is None or (OmegaConf.is_list(v) and all(isinstance(t, str) for t in v)),
+        "a list of checkpoint paths, e.g. '[runs/a/checkpoints/epoch039.ckpt]' ([] = off)",
+    ),
+    ("module.distill.temperature", lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 4"),
+    ("module.distill.weight", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     ("data.val_fraction", lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.1"),
     ("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),

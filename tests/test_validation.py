@@ -22,6 +22,12 @@ BAD_VALUES = [
     ("data.on_bad_file=ignore", "data.on_bad_file=ignore must be one of ['skip', 'raise']"),
     ("module.label_smoothing=1", "module.label_smoothing=1 must be a number in [0, 1)"),
     ("module.mixup_alpha=-0.2", "module.mixup_alpha=-0.2 must be a number >= 0 (0 = off)"),
+    (
+        "module.distill.teachers=run/best.ckpt",
+        "module.distill.teachers=run/best.ckpt must be a list of checkpoint paths",
+    ),
+    ("module.distill.temperature=0", "module.distill.temperature=0 must be a number > 0"),
+    ("module.distill.weight=1.5", "module.distill.weight=1.5 must be a number in [0, 1]"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
     ("monitor.mode=maximum", "monitor.mode=maximum must be min or max"),
     ("resume=maybe", "resume=maybe must be true or false"),
@@ -119,3 +125,18 @@ def test_cli_bad_value_exits_2_with_the_key_and_no_traceback(synthetic_root, tmp
     assert result.returncode == 2
     assert "module.optimizer.lr=-1 must be a number > 0" in output
     assert "Traceback" not in output
+
+
+def test_cli_error_shows_bracketed_values_as_typed(synthetic_root, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mer_lightning", f"data.root={synthetic_root}"]
+        + ["module.distill.teachers=runs/a.ckpt", "print_config=false"]
+        + [f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    # The example list survives the terminal's markup: rich would drop "[...]" as a tag.
+    assert "e.g. '[runs/a/checkpoints/epoch039.ckpt]'" in output

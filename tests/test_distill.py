@@ -1,0 +1,169 @@
+"""module.distill: a net learns the labels and the softened predictions of trained teachers."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from mer_lightning.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.distill import Distillation
+from mer_lightning.errors import UserError
+from mer_lightning.evaluate import main as evaluate_main
+from mer_lightning.models import build_net
+from mer_lightning.train import build
+from tests.helpers import (
+    TINY_ARCH,
+    TINY_SIZE,
+    compose_config,
+    fast_overrides,
+    tiny_classifier,
+    tiny_faces,
+    train_with_cli,
+)
+
+
+def in_memory_teacher(seed: int, mean: tuple, std: tuple) -> LoadedModel:
+    torch.manual_seed(seed)
+    return LoadedModel(
+        net=build_net(TINY_ARCH).eval(),
+        class_names=["anger", "fear", "surprise"],
+        image_size=TINY_SIZE,
+        mean=mean,
+        std=std,
+        arch=TINY_ARCH,
+    )
+
+
+@torch.no_grad()
+def test_the_loss_mixes_cross_entropy_with_the_teachers_softened_mean_prediction():
+    images = tiny_faces(6)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    # Teachers normalised unlike the student: each must still see the same pixels.
+    teachers = (
+        in_memory_teacher(1, (0.2, 0.3, 0.4), (0.5, 0.6, 0.7)),
+        in_memory_teacher(2, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+    )
+    temperature, weight = 3.0, 0.25
+    module = tiny_classifier(
+        label_smoothing=0.1,
+        mean=(0.4, 0.4, 0.4),
+        std=(0.3, 0.3, 0.3),
+        distill=Distillation(teachers, temperature, weight),
+    )
+    loss = module.training_step((images, labels), 0)
+
+    soft = torch.stack(
+        [(t.net(t.normalize(images)) / temperature).softmax(dim=1) for t in teachers]
+    ).mean(dim=0)
+    student = module(images)
+    log_student = F.log_softmax(student / temperature, dim=1)
+    kl = (soft * (soft.log() - log_student)).sum(dim=1).mean()
+    cross_entropy = F.cross_entropy(student, labels, label_smoothing=0.1)
+    expected = (1 - weight) * cross_entropy + weight * temperature**2 * kl
+    torch.testing.assert_close(loss, expected)
+    assert not torch.isclose(loss, cross_entropy)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(synthetic_root, tmp_path_factory) -> Path:
+    """A finished cnn1 run on the synthetic dataset: the teacher's run dir."""
+    tmp = tmp_path_factory.mktemp("teacher")
+    run_dir = tmp / "run"
+    train_with_cli(
+        *fast_overrides("cnn1", synthetic_root),
+        f"hydra.run.dir={run_dir}",
+        "callbacks.model_summary=null",
+        cwd=tmp,
+    )
+    return run_dir
+
+
+def teacher_checkpoint(run_dir: Path) -> Path:
+    (checkpoint,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
+    return checkpoint
+
+
+def student_config(synthetic_root, tmp_path, teacher: Path, *extra: str):
+    overrides = fast_overrides(
+        "cnn2", synthetic_root, f"module.distill.teachers=[{teacher}]", *extra
+    )
+    return compose_config(overrides, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_student_fits_against_a_trained_run_that_stays_frozen_and_out_of_its_weights(
+    synthetic_root, teacher_run, tmp_path
+):
+    teacher = teacher_checkpoint(teacher_run)
+    cfg = student_config(synthetic_root, tmp_path, teacher, "module.distill.temperature=2")
+    datamodule, module, trainer = build(cfg)
+    (loaded,) = module.distill.teachers
+    assert module.distill.temperature == 2.0 and module.distill.weight == 0.5
+    before = {k: v.clone() for k, v in loaded.net.state_dict().items()}
+
+    trainer.fit(module, datamodule=datamodule)
+
+    assert torch.isfinite(trainer.callback_metrics["train/distill_loss"])
+    for key, value in loaded.net.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # the teacher did not learn
+    assert not loaded.net.training
+    own = {f"net.{key}" for key in module.net.state_dict()} | {"train_images_seen"}
+    assert set(module.state_dict()) == own  # no teacher weights in the student's
+    saved = tmp_path / "student.ckpt"
+    trainer.save_checkpoint(saved)
+    student = load_checkpoint(saved)  # a plain cnn2 checkpoint: predict needs no teacher
+    assert student.arch["_target_"] == module.hparams.arch["_target_"]
+    assert "distill" not in torch.load(saved, weights_only=True)["hyper_parameters"]
+
+
+@pytest.mark.slow
+def test_a_teacher_that_trained_on_this_runs_validation_faces_is_refused(
+    synthetic_root, teacher_run, tmp_path
+):
+    teacher = teacher_checkpoint(teacher_run)
+    cfg = student_config(synthetic_root, tmp_path, teacher, "data.split_seed=7")
+    with pytest.raises(UserError, match=r"module\.distill\.teachers\[0\]=.*other images"):
+        build(cfg)
+
+
+@pytest.mark.slow
+def test_a_teacher_of_another_input_size_is_refused_naming_the_fix(
+    synthetic_root, teacher_run, tmp_path
+):
+    teacher = teacher_checkpoint(teacher_run)
+    cfg = student_config(synthetic_root, tmp_path, teacher, "data.image_size=24")
+    with pytest.raises(UserError, match=r"trained on 32 px faces .* data\.image_size=24"):
+        build(cfg)
+
+
+def test_a_missing_teacher_names_the_key(synthetic_root, tmp_path):
+    cfg = student_config(synthetic_root, tmp_path, tmp_path / "gone.ckpt")
+    with pytest.raises(UserError, match=r"module\.distill\.teachers\[0\]=.*gone\.ckpt is not a"):
+        build(cfg)
+
+
+@pytest.mark.slow
+def test_a_distilled_run_is_tested_again_after_its_teacher_is_gone(
+    synthetic_root, teacher_run, tmp_path
+):
+    teacher = tmp_path / "teacher" / "checkpoints" / "epoch000.ckpt"
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(teacher_checkpoint(teacher_run).read_bytes())
+    (teacher.parent.parent / "predictions.csv").write_bytes(
+        (teacher_run / "predictions.csv").read_bytes()
+    )
+    student = tmp_path / "student"
+    train_with_cli(
+        *fast_overrides("cnn2", synthetic_root),
+        f"module.distill.teachers=[{teacher}]",
+        f"hydra.run.dir={student}",
+        cwd=tmp_path,
+    )
+    trained = json.loads((student / "metrics.json").read_text())
+    teacher.unlink()  # evaluation trains nothing, so it needs no teacher
+
+    assert evaluate_main([str(student)]) == 0
+    evaluated = json.loads((student / "evaluate" / "default" / "metrics.json").read_text())
+    assert evaluated["test_acc"] == pytest.approx(trained["test_acc"])
