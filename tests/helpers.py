@@ -81,6 +81,18 @@ def train_with_cli(*args: str, cwd: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def train_run(run_dir: Path, model: str, data_root: Path, *extra: str) -> Path:
+    """A quick finished run of `model` in `run_dir`, trained by the CLI as a user would."""
+    train_with_cli(
+        *fast_overrides(model, data_root),
+        f"hydra.run.dir={run_dir}",
+        "callbacks.model_summary=null",
+        *extra,
+        cwd=run_dir.parent,
+    )
+    return run_dir
+
+
 TINY_SIZE = 16
 TINY_ARCH = net_config(
     {

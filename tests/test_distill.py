@@ -20,7 +20,7 @@ from tests.helpers import (
     fast_overrides,
     tiny_classifier,
     tiny_faces,
-    train_with_cli,
+    train_run,
 )
 
 
@@ -69,15 +69,7 @@ def test_the_loss_mixes_cross_entropy_with_the_teachers_softened_mean_prediction
 @pytest.fixture(scope="module")
 def teacher_run(synthetic_root, tmp_path_factory) -> Path:
     """A finished cnn1 run on the synthetic dataset: the teacher's run dir."""
-    tmp = tmp_path_factory.mktemp("teacher")
-    run_dir = tmp / "run"
-    train_with_cli(
-        *fast_overrides("cnn1", synthetic_root),
-        f"hydra.run.dir={run_dir}",
-        "callbacks.model_summary=null",
-        cwd=tmp,
-    )
-    return run_dir
+    return train_run(tmp_path_factory.mktemp("teacher") / "run", "cnn1", synthetic_root)
 
 
 def teacher_checkpoint(run_dir: Path) -> Path:
@@ -119,22 +111,19 @@ def test_a_student_fits_against_a_trained_run_that_stays_frozen_and_out_of_its_w
 
 
 @pytest.mark.slow
-def test_a_teacher_that_trained_on_this_runs_validation_faces_is_refused(
-    synthetic_root, teacher_run, tmp_path
+@pytest.mark.parametrize(
+    ("override", "refusal"),
+    [
+        # Another split: the teacher trained on some of this run's validation faces.
+        ("data.split_seed=7", r"module\.distill\.teachers\[0\]=.*other images"),
+        ("data.image_size=24", r"trained on 32 px faces .* data\.image_size=24"),
+    ],
+)
+def test_a_teacher_unlike_the_student_is_refused_naming_the_fix(
+    synthetic_root, teacher_run, tmp_path, override, refusal
 ):
-    teacher = teacher_checkpoint(teacher_run)
-    cfg = student_config(synthetic_root, tmp_path, teacher, "data.split_seed=7")
-    with pytest.raises(UserError, match=r"module\.distill\.teachers\[0\]=.*other images"):
-        build(cfg)
-
-
-@pytest.mark.slow
-def test_a_teacher_of_another_input_size_is_refused_naming_the_fix(
-    synthetic_root, teacher_run, tmp_path
-):
-    teacher = teacher_checkpoint(teacher_run)
-    cfg = student_config(synthetic_root, tmp_path, teacher, "data.image_size=24")
-    with pytest.raises(UserError, match=r"trained on 32 px faces .* data\.image_size=24"):
+    cfg = student_config(synthetic_root, tmp_path, teacher_checkpoint(teacher_run), override)
+    with pytest.raises(UserError, match=refusal):
         build(cfg)
 
 
@@ -154,12 +143,8 @@ def test_a_distilled_run_is_tested_again_after_its_teacher_is_gone(
     (teacher.parent.parent / "predictions.csv").write_bytes(
         (teacher_run / "predictions.csv").read_bytes()
     )
-    student = tmp_path / "student"
-    train_with_cli(
-        *fast_overrides("cnn2", synthetic_root),
-        f"module.distill.teachers=[{teacher}]",
-        f"hydra.run.dir={student}",
-        cwd=tmp_path,
+    student = train_run(
+        tmp_path / "student", "cnn2", synthetic_root, f"module.distill.teachers=[{teacher}]"
     )
     trained = json.loads((student / "metrics.json").read_text())
     teacher.unlink()  # evaluation trains nothing, so it needs no teacher

@@ -15,7 +15,7 @@ from mer_lightning.evaluate import keeps_val_split, main
 from mer_lightning.predictions import read_predictions
 from mer_lightning.train import build_datamodule
 from tests.data_faults import copy_dataset, write_duplicates
-from tests.helpers import fast_overrides, train_with_cli
+from tests.helpers import train_run
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,7 @@ def trained_run(synthetic_root, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("evaluate")
     root = copy_dataset(synthetic_root, tmp / "Micro_Expressions")
     write_duplicates(root)
-    run_dir = tmp / "run"
-    train_with_cli(
-        *fast_overrides("cnn1", root),
-        f"hydra.run.dir={run_dir}",
-        "callbacks.model_summary=null",
-        cwd=tmp,
-    )
-    return run_dir
+    return train_run(tmp / "run", "cnn1", root)
 
 
 @pytest.mark.slow

@@ -113,30 +113,31 @@ def test_cli_unknown_model_lists_the_models_without_traceback(tmp_path):
     assert "Traceback" not in output and len(output.splitlines()) < 20
 
 
-def test_cli_bad_value_exits_2_with_the_key_and_no_traceback(synthetic_root, tmp_path):
+def cli_error(*overrides: str) -> str:
+    """What `python -m mer_lightning overrides...` prints; it must exit with status 2."""
     result = subprocess.run(
-        [sys.executable, "-m", "mer_lightning", f"data.root={synthetic_root}"]
-        + ["module.optimizer.lr=-1", "print_config=false", f"hydra.run.dir={tmp_path}"],
+        [sys.executable, "-m", "mer_lightning", "print_config=false", *overrides],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-2000:]
+    return result.stdout + result.stderr
+
+
+def test_cli_bad_value_exits_2_with_the_key_and_no_traceback(synthetic_root, tmp_path):
+    output = cli_error(
+        f"data.root={synthetic_root}", "module.optimizer.lr=-1", f"hydra.run.dir={tmp_path}"
+    )
     assert "module.optimizer.lr=-1 must be a number > 0" in output
     assert "Traceback" not in output
 
 
 def test_cli_error_shows_bracketed_values_as_typed(synthetic_root, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "mer_lightning", f"data.root={synthetic_root}"]
-        + ["module.distill.teachers=runs/a.ckpt", "print_config=false"]
-        + [f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    output = cli_error(
+        f"data.root={synthetic_root}",
+        "module.distill.teachers=runs/a.ckpt",
+        f"hydra.run.dir={tmp_path}",
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 2
     # The example list survives the terminal's markup: rich would drop "[...]" as a tag.
     assert "e.g. '[runs/a/checkpoints/epoch039.ckpt]'" in output
