@@ -2,7 +2,7 @@
 
 import lightning as L
 
-CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc")
+CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "train/distill_loss")
 
 
 class EpochHistory(L.Callback):

@@ -137,16 +137,18 @@ def test_a_missing_teacher_names_the_key(synthetic_root, tmp_path):
 def test_a_distilled_run_is_tested_again_after_its_teacher_is_gone(
     synthetic_root, teacher_run, tmp_path
 ):
-    teacher = tmp_path / "teacher" / "checkpoints" / "epoch000.ckpt"
+    # A sweep job's dir name: its "=" and "," need the quotes the README asks for.
+    teacher = tmp_path / "0_model=cnn1,seed=1" / "checkpoints" / "epoch000.ckpt"
     teacher.parent.mkdir(parents=True)
     teacher.write_bytes(teacher_checkpoint(teacher_run).read_bytes())
     (teacher.parent.parent / "predictions.csv").write_bytes(
         (teacher_run / "predictions.csv").read_bytes()
     )
     student = train_run(
-        tmp_path / "student", "cnn2", synthetic_root, f"module.distill.teachers=[{teacher}]"
+        tmp_path / "student", "cnn2", synthetic_root, f'module.distill.teachers=["{teacher}"]'
     )
     trained = json.loads((student / "metrics.json").read_text())
+    assert "train/distill_loss" in trained["history"][0]  # it did learn from the teacher
     teacher.unlink()  # evaluation trains nothing, so it needs no teacher
 
     assert evaluate_main([str(student)]) == 0
