@@ -52,10 +52,9 @@ class Distillation:
         pixels = inputs.float() * std + mean
         probabilities = []
         for teacher in self.teachers:
-            x = (pixels - channel_stats(teacher.mean).to(pixels)) / channel_stats(teacher.std).to(
-                pixels
-            )
-            logits = teacher.net(x).float()
+            own_mean = channel_stats(teacher.mean).to(pixels)
+            own_std = channel_stats(teacher.std).to(pixels)
+            logits = teacher.net((pixels - own_mean) / own_std).float()
             probabilities.append((logits / self.temperature).softmax(dim=1))
         return torch.stack(probabilities).mean(dim=0)
 
