@@ -169,6 +169,31 @@ def retest(job: Path, overrides: str, test_acc: float) -> None:
     (out / "metrics.json").write_text(json.dumps({"test_acc": test_acc, "test_f1_macro": 0.5}))
 
 
+def test_val_rows_show_the_score_that_chose_each_checkpoint_and_the_last_epochs_mean(tmp_path):
+    """Recipes are chosen on val: the table shows each run's best-checkpoint val and its mean
+    val over the last 10 validated epochs (from the history), mean ± std over seeds."""
+    sweep = tmp_path / "multirun"
+    curves = {1: [0.50 + 0.01 * e for e in range(12)], 2: [0.60 + 0.01 * e for e in range(12)]}
+    for seed, curve in curves.items():
+        metrics = {**metrics_json("cnn1", seed, 0.9, 0.8, 10.0), "val_acc": max(curve)}
+        metrics["history"] = [{"epoch": float(e), "val/acc": v} for e, v in enumerate(curve)]
+        metrics["history"].append({"epoch": 12.0, "train/acc": 0.95})  # an epoch not validated
+        make_job(sweep, seed - 1, ["model=cnn1", f"seed={seed}"], "cnn1", metrics=metrics)
+    unvalidated = {**metrics_json("resnet18", 1, 0.9, 0.8, 5.0), "val_acc": None}
+    make_job(sweep, 2, ["model=resnet18", "seed=1"], "resnet18", metrics=unvalidated)
+    build_report(sweep)
+    md = (sweep / "comparison.md").read_text()
+    rows = table(md)
+
+    assert rows["Val"] == [mean_std([0.61, 0.71], 100), "—"]
+    # seed 1: epochs 2-11 of 0.50 + 0.01 e -> 0.565; seed 2 -> 0.665
+    assert rows["Val, last 10 epochs"] == [mean_std([0.565, 0.665], 100), "—"]
+    assert list(rows).index("Val") < list(rows).index("Test")
+    with (sweep / "comparison.csv").open() as handle:
+        tails = [r["val_acc_last_10"] for r in csv.DictReader(handle)]
+    assert [float(t) for t in tails[:2]] == pytest.approx([0.565, 0.665]) and tails[2] == ""
+
+
 def test_the_papers_figures_and_retests_sit_under_our_numbers(seed_sweep):
     jobs = sorted(p for p in seed_sweep.iterdir() if p.is_dir())  # cnn1 seeds 1-3, resnet18 1-3
     for job, acc in zip(jobs[:5], (0.81, 0.83, 0.85, 0.77, 0.79), strict=True):

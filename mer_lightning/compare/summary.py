@@ -38,8 +38,24 @@ class Stat:
         return text if self.std is None else f"{text} ± {format(self.std * scale, spec)}"
 
 
+VAL_TAIL_EPOCHS = 10
+VAL_TAIL_KEY = f"val_acc_last_{VAL_TAIL_EPOCHS}"  # metric() name of val_tail_mean
+
+
+def val_tail_mean(metrics: dict[str, Any]) -> float | None:
+    """Mean val/acc over the run's last VAL_TAIL_EPOCHS validated epochs (metrics.json
+    history; all of them if fewer); None without any. Recipes this close are told apart
+    better by it than by the best epoch's val, which favours the noisiest curve."""
+    values = [row["val/acc"] for row in metrics.get("history") or [] if "val/acc" in row]
+    tail = values[-VAL_TAIL_EPOCHS:]
+    return statistics.fmean(tail) if tail else None
+
+
 def metric(metrics: dict[str, Any], name: str) -> float | None:
-    """A number from metrics.json: a top-level key (`test_acc`) or a logged one (`test/f1/fear`)."""
+    """A number from metrics.json: a top-level key (`test_acc`), a logged one (`test/f1/fear`)
+    or VAL_TAIL_KEY (`val_tail_mean`)."""
+    if name == VAL_TAIL_KEY:
+        return val_tail_mean(metrics)
     value = metrics.get(name, metrics.get("metrics", {}).get(name))
     return None if value is None else float(value)
 

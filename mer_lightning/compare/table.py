@@ -1,7 +1,8 @@
 """The comparison as rows of text, rendered as Markdown, CSV and a rich table.
 
-Rows follow the paper's Table 1 (Train, Test, Generation order; one column per model), then
-what the paper did not report: fit seconds, training throughput, parameters, precision, macro and
+Rows follow the paper's Table 1 (Train, Test, Generation order; one column per model), with
+the validation accuracy that chose each checkpoint beside them, then what the paper did not
+report: fit seconds, training throughput, parameters, precision, macro and
 per-class F1 on the test split. Under a row the paper reports for a model comes a "paper"
 row with its figure, and under Test one row per re-test of `python -m mer_lightning.evaluate`
 (e.g. "Test, data.dedup=true").
@@ -17,11 +18,22 @@ from rich.table import Table
 
 from mer_lightning.compare.jobs import Job
 from mer_lightning.compare.paper import paper_figure
-from mer_lightning.compare.summary import Group, evaluation_names, metric, varying_keys
+from mer_lightning.compare.summary import (
+    VAL_TAIL_EPOCHS,
+    VAL_TAIL_KEY,
+    Group,
+    evaluation_names,
+    metric,
+    varying_keys,
+)
+
+VAL_TAIL_ROW = f"Val, last {VAL_TAIL_EPOCHS} epochs"
 
 NOTE = (
-    "Train and Test are accuracies in %. With several runs per model (seeds), numbers are "
-    "mean ± sample std. Generation order ranks the models by fit seconds "
+    "Train, Val and Test are accuracies in %. Val is the best checkpoint's, the score that "
+    f'chose it; "{VAL_TAIL_ROW}" is the mean val over each run\'s last {VAL_TAIL_EPOCHS} '
+    "validated epochs, a steadier score for comparing recipes. With several runs per model "
+    "(seeds), numbers are mean ± sample std. Generation order ranks the models by fit seconds "
     "(1 = finished training first)."
 )
 PAPER_SUFFIX = ", paper"
@@ -48,6 +60,7 @@ JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
     "test_f1_macro",
     "best_checkpoint",
 )
+DERIVED_KEYS = (VAL_TAIL_KEY,)  # CSV columns computed from metrics.json (`metric`)
 # CSV columns per re-test by mer_lightning.evaluate, e.g. test_acc[data.dedup=true]
 RETEST_KEYS = ("test_acc", "test_f1_macro")
 RETEST_PREFIX = "Test, "  # row name of a re-test: "Test, data.dedup=true"
@@ -84,6 +97,8 @@ def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[st
     evaluations = evaluation_names([job for group in groups for job in group.jobs])
     rows = [
         *_measured_and_paper(groups, "Train", "train_acc", ".2f", 100),
+        ("Val", [_cell(g, "val_acc", ".2f", 100) for g in groups]),
+        (VAL_TAIL_ROW, [_cell(g, VAL_TAIL_KEY, ".2f", 100) for g in groups]),
         *_measured_and_paper(groups, "Test", "test_acc", ".2f", 100),
         *[(RETEST_PREFIX + name, [_retest_cell(g, name) for g in groups]) for name in evaluations],
         ("Generation order", [str(g.generation_order or "—") for g in groups]),
@@ -188,7 +203,8 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
         (name, key) for name in evaluation_names([j for _, j in jobs]) for key in RETEST_KEYS
     ]
     header = ["job", "status", "error", "group", "generation_order", "dir"]
-    header += [f"override.{k}" for k in override_keys] + list(JOB_KEYS) + logged
+    header += [f"override.{k}" for k in override_keys] + list(JOB_KEYS) + list(DERIVED_KEYS)
+    header += logged
     header += [f"test/support/{name}" for name in classes]
     header += [f"{key}[{name}]" for name, key in retests]
     with path.open("w", newline="") as handle:
@@ -201,6 +217,7 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
                 + [job.dir.relative_to(path.parent) if job.dir else None]
                 + [job.overrides.get(k) for k in override_keys]
                 + [job.metrics.get(k) for k in JOB_KEYS]
+                + [metric(job.metrics, k) for k in DERIVED_KEYS]
                 + [metric(job.metrics, k) for k in logged]
                 + [per_class.get(name, {}).get("support") for name in classes]
                 + [job.evaluations.get(name, {}).get(key) for name, key in retests]
