@@ -1,7 +1,7 @@
 """The comparison as rows of text, rendered as Markdown, CSV and a rich table.
 
 Rows follow the paper's Table 1 (Train, Test, Generation order; one column per model), with
-the validation accuracy that chose each checkpoint beside them, then what the paper did not
+the best checkpoint's validation accuracy beside them, then what the paper did not
 report: fit seconds, training throughput, parameters, precision, macro and
 per-class F1 on the test split. Under a row the paper reports for a model comes a "paper"
 row with its figure, and under Test one row per re-test of `python -m mer_lightning.evaluate`
@@ -30,11 +30,11 @@ from mer_lightning.compare.summary import (
 VAL_TAIL_ROW = f"Val, last {VAL_TAIL_EPOCHS} epochs"
 
 NOTE = (
-    "Train, Val and Test are accuracies in %. Val is the best checkpoint's, the score that "
-    f'chose it; "{VAL_TAIL_ROW}" is the mean val over each run\'s last {VAL_TAIL_EPOCHS} '
-    "validated epochs, a steadier score for comparing recipes. With several runs per model "
-    "(seeds), numbers are mean ± sample std. Generation order ranks the models by fit seconds "
-    "(1 = finished training first)."
+    "Train, Val and Test are accuracies in %. Val is the best checkpoint's (with the default "
+    f'monitor.metric, the score that chose it); "{VAL_TAIL_ROW}" is the mean val over each '
+    f"run's last {VAL_TAIL_EPOCHS} validated epochs, a steadier score for comparing recipes. "
+    "With several runs per model (seeds), numbers are mean ± sample std. Generation order "
+    "ranks the models by fit seconds (1 = finished training first)."
 )
 PAPER_SUFFIX = ", paper"
 PAPER_NOTE = (
