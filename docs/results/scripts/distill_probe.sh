@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Session 25's distillation probe (docs/results/README.md), whole, in one resumable command:
+# the ResNet-18 teacher, then CNN1 students seeds 1 and 2 side by side (one core each), then
+# the comparison whose "Val, last 10 epochs" row is the rule's criterion. Run it again after
+# an interruption: every step resumes from its last.ckpt, and finished steps are not redone.
+#
+#   bash docs/results/scripts/distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]
+#
+# OUT_DIR gets teacher/ and students/; DATA_ROOT defaults to ../shared/datasets/micro-expressions;
+# further Hydra overrides go to every run (e.g. trainer.max_epochs=1 for a smoke run).
+# Seed 3 (only if the students' mean reaches the rule's bar): SEEDS=3 bash ... OUT_DIR.
+set -euo pipefail
+out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
+data=${2:-../shared/datasets/micro-expressions}
+overrides=("${@:3}")
+seeds=${SEEDS:-1 2}
+mkdir -p "$out"
+
+teacher_run="$out/teacher/0_model=resnet18,seed=1"
+python -m mer_lightning -m experiment=best model=resnet18 seed=1 data.root="$data" \
+  resume=true callbacks.progress_bar=null hydra.sweep.dir="$out/teacher" \
+  "hydra.sweep.subdir='0_model=resnet18,seed=1'" "${overrides[@]}"
+teacher="$teacher_run/$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' "$teacher_run/metrics.json")"
+
+pids=()
+for seed in $seeds; do
+  OMP_NUM_THREADS=1 python -m mer_lightning -m experiment=best model=cnn1 seed="$seed" \
+    "module.distill.teachers=[\"$teacher\"]" data.root="$data" resume=true \
+    callbacks.progress_bar=null hydra.sweep.dir="$out/students" \
+    "hydra.sweep.subdir='$((seed - 1))_model=cnn1,seed=$seed'" "${overrides[@]}" \
+    > "$out/student$seed.log" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+
+python -m mer_lightning.compare "$out/students"
