@@ -66,6 +66,40 @@ def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
     assert (tmp_path / "metrics.json").read_text() == stored
 
 
+@pytest.mark.parametrize(
+    "best",
+    [
+        # monitor epoch, lowest first: the best checkpoint is epoch 0 and never written again
+        ["monitor.metric=epoch", "monitor.mode=min"],
+        ["callbacks.model_checkpoint=null"],  # no best checkpoint at all
+    ],
+    ids=["best-is-first-epoch", "no-best-checkpoint"],
+)
+def test_last_ckpt_holds_the_end_of_training_whatever_the_best_epoch(
+    best, synthetic_root, tmp_path
+):
+    epochs = 3
+    overrides = [
+        "data.batch_size=13",
+        f"trainer.max_epochs={epochs}",
+        # mid-epoch saves (a real run's come every 5 minutes); these fall on each epoch's
+        # last step, before its validation
+        "callbacks.last_checkpoint.every_n_train_steps=7",
+        "callbacks.last_checkpoint.train_time_interval=null",
+        *best,
+    ]
+    summary = run(compose_config(fast_overrides("cnn1", synthetic_root, *overrides), tmp_path))
+    assert summary["epochs"] == epochs
+    final = load(tmp_path / "checkpoints" / "last.ckpt")
+    # The state after the last epoch's validation, as fine-tuning or a longer run would want.
+    assert final["global_step"] == epochs * STEPS and adam_steps(final) == {epochs * STEPS}
+    assert final["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == epochs
+    assert len(final["callbacks"]["EpochHistory"]["epochs"]) == epochs
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(
+        ["last.ckpt", *([] if "callbacks.model_checkpoint=null" in best else ["epoch000.ckpt"])]
+    )
+
+
 def test_a_new_run_refuses_a_dir_that_holds_another_run(synthetic_root, tmp_path, monkeypatch):
     run(compose_config(fast_overrides("cnn1", synthetic_root), tmp_path))
     kept = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
