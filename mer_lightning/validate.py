@@ -80,6 +80,13 @@ def problems(cfg: DictConfig) -> list[str]:
             "callbacks.last_checkpoint.every_n_train_steps and .train_time_interval are both "
             "set; Lightning takes one: add callbacks.last_checkpoint.train_time_interval=null"
         )
+    if last and not last.get("every_n_train_steps") and last.get("train_time_interval") is None:
+        found.append(
+            "callbacks.last_checkpoint has neither every_n_train_steps nor train_time_interval, "
+            "so it would only repeat callbacks.epoch_end_checkpoint's save at each epoch end "
+            "(Lightning refuses the pair): set one of them, or drop mid-epoch saves with "
+            "callbacks.last_checkpoint=null"
+        )
     return found
 
 

@@ -95,6 +95,18 @@ def test_checkpoint_choices_are_checked(synthetic_root, tmp_path):
         tmp_path,
     )
     assert "callbacks.last_checkpoint.train_time_interval=null" in problems(steps_and_time)[0]
+    never = compose_config(
+        fast_overrides(
+            "cnn1", synthetic_root, "callbacks.last_checkpoint.train_time_interval=null"
+        ),
+        tmp_path,
+    )
+    assert "callbacks.last_checkpoint=null" in problems(never)[0]
+    # Dropping the mid-epoch saves is fine: last.ckpt still comes after every epoch.
+    dropped = compose_config(
+        fast_overrides("cnn1", synthetic_root, "callbacks.last_checkpoint=null"), tmp_path
+    )
+    assert problems(dropped) == []
 
 
 def test_cli_unknown_model_lists_the_models_without_traceback(tmp_path):
