@@ -74,20 +74,30 @@ def problems(cfg: DictConfig) -> list[str]:
         except UserError as error:
             found.append(str(error))
     found.extend(_checkpoint_problems(cfg))
+    found.extend(_last_checkpoint_problems(cfg))
+    return found
+
+
+def _last_checkpoint_problems(cfg: DictConfig) -> list[str]:
+    """callbacks.last_checkpoint takes one mid-epoch trigger: Lightning refuses both, and none
+    would make it a twin of callbacks.epoch_end_checkpoint, which Lightning refuses too."""
     last = OmegaConf.select(cfg, "callbacks.last_checkpoint")
-    if last and last.get("every_n_train_steps") and last.get("train_time_interval") is not None:
-        found.append(
+    if not last:
+        return []
+    steps, interval = last.get("every_n_train_steps"), last.get("train_time_interval")
+    if steps and interval is not None:
+        return [
             "callbacks.last_checkpoint.every_n_train_steps and .train_time_interval are both "
             "set; Lightning takes one: add callbacks.last_checkpoint.train_time_interval=null"
-        )
-    if last and not last.get("every_n_train_steps") and last.get("train_time_interval") is None:
-        found.append(
+        ]
+    if not steps and interval is None and OmegaConf.select(cfg, "callbacks.epoch_end_checkpoint"):
+        return [
             "callbacks.last_checkpoint has neither every_n_train_steps nor train_time_interval, "
             "so it would only repeat callbacks.epoch_end_checkpoint's save at each epoch end "
             "(Lightning refuses the pair): set one of them, or drop mid-epoch saves with "
             "callbacks.last_checkpoint=null"
-        )
-    return found
+        ]
+    return []
 
 
 def _checkpoint_problems(cfg: DictConfig) -> list[str]:
