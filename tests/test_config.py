@@ -9,7 +9,10 @@ from omegaconf import OmegaConf
 from mer_lightning.config import CONFIG_DIR
 from tests.helpers import compose_config
 
-GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in {"hydra"})
+# experiment_model is not chosen on the command line: train.yaml picks it from the experiment
+# and the model (test_an_experiment_can_change_one_model_only)
+NOT_CHOSEN = {"hydra", "experiment_model"}
+GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in NOT_CHOSEN)
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS
@@ -32,6 +35,25 @@ def test_option_composes_and_resolves(group, option, tmp_path):
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["monitor"]["metric"] == "val/acc"
     assert container["trainer"]["default_root_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mixup_alpha"),
+    [
+        (["experiment=best", "model=resnet18"], 0.2),  # experiment_model/best_resnet18.yaml
+        (["experiment=best", "model=cnn1"], 0.0),
+        (["experiment=best", "model=cnn2"], 0.0),
+        (["experiment=paper", "model=resnet18"], 0.0),  # no paper_resnet18.yaml
+        (["model=resnet18"], 0.0),  # no experiment
+        (["experiment=best", "model=resnet18", "module.mixup_alpha=0.0"], 0.0),  # CLI wins
+    ],
+)
+def test_an_experiment_can_change_one_model_only(overrides, mixup_alpha, tmp_path):
+    """experiment=best adds MixUp on resnet18 alone, above best's own values, below the CLI."""
+    cfg = compose_config(overrides, tmp_path)
+    assert cfg.module.mixup_alpha == mixup_alpha
+    if "experiment=best" in overrides:
+        assert cfg.module.optimizer.lr == pytest.approx(6.69e-4)  # best.yaml still applies
 
 
 def test_every_config_value_has_a_comment():
