@@ -25,6 +25,23 @@ class TrainingDiverged(UserError):
     """The loss or the weights stopped being finite numbers; training cannot recover."""
 
 
+def batch_mix(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -> v2.Transform | None:
+    """torchvision's MixUp and/or CutMix of (images, labels) batches (None when both are 0).
+
+    With both on, each batch gets one of them at random, as in the DeiT and timm recipes. A
+    single one is returned bare, so that it draws the same random numbers as before CutMix
+    existed and runs repeat exactly.
+    """
+    mixes = [
+        mix(alpha=alpha, num_classes=num_classes)
+        for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha))
+        if alpha > 0
+    ]
+    if len(mixes) > 1:
+        return v2.RandomChoice(mixes)
+    return mixes[0] if mixes else None
+
+
 class EmotionClassifier(L.LightningModule):
     """Cross-entropy training of an injected nn.Module, with val/test metrics.
 
@@ -34,9 +51,11 @@ class EmotionClassifier(L.LightningModule):
     `tta_hflip`, validation, test and predict average the logits of each image and its
     mirror (training still sees one view per step). With `mixup_alpha` > 0, each training
     batch is MixUp-blended (torchvision's: pairs of faces and their one-hot labels, weight
-    ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted. With
-    `distill`, the loss mixes the labels' cross-entropy with matching frozen teachers'
-    softened predictions on the same (augmented, blended) batch.
+    ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted; with
+    `cutmix_alpha` > 0, CutMix (a box of each face pasted from another, labels mixed by its
+    area); with both, each batch gets one of the two at random. With `distill`, the loss
+    mixes the labels' cross-entropy with matching frozen teachers' softened predictions on the
+    same (augmented, blended) batch.
     """
 
     def __init__(
@@ -55,13 +74,15 @@ class EmotionClassifier(L.LightningModule):
         compile: bool = False,
         tta_hflip: bool = False,
         mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
         distill: Distillation | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise UserError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
-        if mixup_alpha < 0:
-            raise UserError(f"module.mixup_alpha={mixup_alpha} must be >= 0 (0 = off)")
+        for key, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if alpha < 0:
+                raise UserError(f"module.{key}={alpha} must be >= 0 (0 = off)")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "distill"], logger=False)
         self.net = net
         self.distill = distill
@@ -70,7 +91,7 @@ class EmotionClassifier(L.LightningModule):
         n = len(class_names)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        self.mixup = v2.MixUp(alpha=mixup_alpha, num_classes=n) if mixup_alpha > 0 else None
+        self.batch_mix = batch_mix(mixup_alpha, cutmix_alpha, n)
         self.register_buffer("mean", channel_stats(mean), persistent=False)
         self.register_buffer("std", channel_stats(std), persistent=False)
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -106,8 +127,8 @@ class EmotionClassifier(L.LightningModule):
     def training_step(self, batch, batch_idx):
         images, labels = batch
         inputs, targets = self.normalize(images), labels
-        if self.mixup is not None:
-            inputs, targets = self.mixup(inputs, labels)
+        if self.batch_mix is not None:
+            inputs, targets = self.batch_mix(inputs, labels)
         logits = self.net(inputs)
         loss = self.loss(logits, targets)
         if self.distill is not None:
@@ -123,7 +144,7 @@ class EmotionClassifier(L.LightningModule):
                 f"step. Fix: {DIVERGED_FIX}"
             )
         self.train_images_seen += labels.shape[0]
-        # Under MixUp, a blended face counts as its larger share's class.
+        # Under MixUp or CutMix, a blended face counts as its larger share's class.
         self.train_acc(logits, targets.argmax(dim=1) if targets.ndim == 2 else targets)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)

@@ -34,6 +34,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("module.optimizer.weight_decay", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     ("module.label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("module.mixup_alpha", lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 = off)"),
+    ("module.cutmix_alpha", lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 = off)"),
     ("module.class_weights", class_weights.is_valid_setting, class_weights.EXPECTED),
     (
         "module.distill.teachers",

@@ -22,6 +22,7 @@ BAD_VALUES = [
     ("data.on_bad_file=ignore", "data.on_bad_file=ignore must be one of ['skip', 'raise']"),
     ("module.label_smoothing=1", "module.label_smoothing=1 must be a number in [0, 1)"),
     ("module.mixup_alpha=-0.2", "module.mixup_alpha=-0.2 must be a number >= 0 (0 = off)"),
+    ("module.cutmix_alpha=-1", "module.cutmix_alpha=-1 must be a number >= 0 (0 = off)"),
     (
         "module.distill.teachers=run/best.ckpt",
         "module.distill.teachers=run/best.ckpt must be a list of checkpoint paths",
