@@ -101,6 +101,12 @@ def load_distillation(
     return Distillation(tuple(loaded), float(settings["temperature"]), float(settings["weight"]))
 
 
+def teacher_run_dir(checkpoint: Path) -> Path:
+    """The run dir of a teacher's checkpoint (`<run>/checkpoints/<name>.ckpt`): where its
+    predictions.csv and metrics.json are."""
+    return checkpoint.parent.parent
+
+
 def _checkpoint_file(where: str, path: str) -> Path:
     file = Path(path).expanduser()
     if not file.is_file():
@@ -114,8 +120,7 @@ def _checkpoint_file(where: str, path: str) -> Path:
 def _check_same_val_split(where: str, checkpoint: Path, val_files: Sequence[str]) -> None:
     """Refuse a teacher that trained on any of the student's validation images: its
     predictions would carry their labels into the student, and val/acc would be inflated."""
-    run_dir = checkpoint.parent.parent
-    predictions = run_dir / PREDICTIONS_FILE
+    predictions = teacher_run_dir(checkpoint) / PREDICTIONS_FILE
     fix = (
         "train the teacher with this run's data settings (data.root, data.val_fraction, "
         "data.split_seed, data.dedup) and give the checkpoint inside its run dir"

@@ -194,6 +194,56 @@ def test_val_rows_show_the_score_that_chose_each_checkpoint_and_the_last_epochs_
     assert [float(t) for t in tails[:2]] == pytest.approx([0.565, 0.665]) and tails[2] == ""
 
 
+def finished_run(run_dir: Path, seconds: float, teachers: list[Path] = ()) -> Path:
+    """A finished run's dir as training leaves it, distilled from `teachers` (checkpoints)."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = {
+        "model": {"name": "cnn1"},
+        "module": {"distill": {"teachers": list(map(str, teachers))}},
+    }
+    (run_dir / ".hydra/config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics_json("cnn1", 1, 0.9, 0.8, seconds)))
+    return run_dir / "checkpoints" / "epoch029.ckpt"
+
+
+def test_a_distilled_models_generation_time_includes_its_teachers_training(tmp_path):
+    """A student cannot train before its teachers, so the paper's generation order ranks it
+    by its fit plus theirs (and their own teachers'), not by its fit alone."""
+    grand = finished_run(tmp_path / "runs/grand", 40.0)
+    teacher = finished_run(tmp_path / "runs/teacher", 60.0, teachers=[grand])
+    sweep = tmp_path / "multirun"
+    student = make_job(
+        sweep, 0, ["model=cnn1"], "cnn1", metrics=metrics_json("cnn1", 1, 0.9, 0.84, 30.0)
+    )
+    config = {"model": {"name": "cnn1"}, "module": {"distill": {"teachers": [str(teacher)]}}}
+    (student / ".hydra/config.yaml").write_text(yaml.safe_dump(config))
+    plain = metrics_json("resnet18", 1, 0.9, 0.8, 50.0)
+    make_job(sweep, 1, ["model=resnet18"], "resnet18", metrics=plain)
+
+    report = build_report(sweep)
+    rows = table((sweep / "comparison.md").read_text())
+    assert rows["Fit seconds"] == ["30.0", "50.0"]
+    assert rows["Generation seconds"] == ["130.0", "50.0"]  # 30 + 60 + 40
+    assert rows["Generation order"] == ["2", "1"]  # by fit seconds alone cnn1 would be first
+    with (sweep / "comparison.csv").open() as handle:
+        assert [float(r["generation_seconds"]) for r in csv.DictReader(handle)] == [130.0, 50.0]
+    ax = comparison_figure(report.groups, "t").axes[0]
+    assert ax.containers[0].lines[0].get_xydata()[0] == pytest.approx([130.0, 84.0])
+
+    (tmp_path / "runs/grand/metrics.json").unlink()  # a teacher's run is not on this machine
+    build_report(sweep)
+    md = (sweep / "comparison.md").read_text()
+    rows = table(md)
+    assert rows["Generation seconds"] == ["—", "50.0"]
+    assert rows["Generation order"] == ["—", "1"]  # no rank from a partial sum
+    assert "cannot be read from here" in md
+
+
+def test_without_a_distilled_model_there_is_no_generation_seconds_row(seed_sweep):
+    build_report(seed_sweep)
+    assert "Generation seconds" not in table((seed_sweep / "comparison.md").read_text())
+
+
 def test_the_papers_figures_and_retests_sit_under_our_numbers(seed_sweep):
     jobs = sorted(p for p in seed_sweep.iterdir() if p.is_dir())  # cnn1 seeds 1-3, resnet18 1-3
     for job, acc in zip(jobs[:5], (0.81, 0.83, 0.85, 0.77, 0.79), strict=True):

@@ -2,13 +2,14 @@
 
 `build_report(DIR)` reads the job dirs of a multirun dir and writes into it
 - comparison.md: one column per model (per swept setting), rows Train, Val (the best
-  epoch's and the mean of the last 10), Test, Generation order, fit seconds, images/s,
-  parameters, macro and per-class F1, each with the paper's figure beneath where it reports
-  one, and re-tests of `mer_lightning.evaluate` under Test; then the jobs without results
-  (the error, or how far an unfinished one got);
+  epoch's and the mean of the last 10), Test, Generation order, fit seconds (and, with a
+  distilled model, generation seconds: its teachers' fits added), images/s, parameters,
+  macro and per-class F1, each with the paper's figure beneath where it reports one, and
+  re-tests of `mer_lightning.evaluate` under Test; then the jobs without results (the
+  error, or how far an unfinished one got);
 - comparison.csv: one row per job with every override, every metric and its re-tests;
-- comparison.png: test (and train) accuracy against fit seconds, one point per model, and
-  the paper's test accuracy as a dashed line;
+- comparison.png: test (and train) accuracy against generation seconds, one point per
+  model, and the paper's test accuracy as a dashed line;
 and prints the table. The Hydra callback calls it when a sweep ends;
 `python -m mer_lightning.compare DIR` calls it on any multirun dir later.
 """

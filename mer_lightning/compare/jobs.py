@@ -7,10 +7,12 @@ Per job dir: `.hydra/overrides.yaml` and `.hydra/hydra.yaml` (Hydra), `metrics.j
 completed run) or `failure.json` (a run that raised), else the newest `last*.ckpt` (how
 far an unfinished run got), and `evaluate/<overrides>/metrics.json` (the run tested again
 by `python -m mer_lightning.evaluate`); per multirun dir: `failed_to_compose.json` (jobs
-whose config did not compose).
+whose config did not compose). A job distilled from teachers (`module.distill.teachers`) also
+reads each teacher's run dir, for the seconds the teachers took to train.
 """
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from mer_lightning.distill import KEY as TEACHERS_KEY
+from mer_lightning.distill import teacher_run_dir
 from mer_lightning.failures import FAILURE_FILE, read_compose_failures
 
 COMPLETED, FAILED, NO_RESULT = "completed", "failed", "no result"
@@ -40,6 +44,9 @@ class Job:
     metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json; {} if none
     # evaluate/<overrides>/metrics.json by <overrides> (e.g. "data.dedup=true"); {} if none
     evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    teachers: list[str] = field(default_factory=list)  # module.distill.teachers it learnt from
+    # fit seconds plus its teachers' generation seconds; None if not completed or unknown
+    generation_seconds: float | None = None
 
     @property
     def completed(self) -> bool:
@@ -55,6 +62,41 @@ def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
 def _load_yaml(path: Path):
     """A YAML file of Hydra's as an (unresolved) OmegaConf node; empty when absent."""
     return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
+
+
+def distill_teachers(config) -> list[str]:
+    """The teacher checkpoints of a run's config (`module.distill.teachers`); [] if none."""
+    teachers = OmegaConf.select(
+        config, TEACHERS_KEY, default=None, throw_on_resolution_failure=False
+    )
+    return [str(teacher) for teacher in teachers or []]
+
+
+def generation_seconds(run_dir: Path, metrics: dict[str, Any], config) -> float | None:
+    """Seconds it took to make the run's model: its fit, plus, for a run distilled from
+    teachers, theirs counted the same way, since the student cannot train before they have.
+
+    None when the run's fit seconds are not recorded or a teacher's metrics.json cannot be
+    read from here (a relative teacher path resolves against the current dir, as it did
+    when the run was launched).
+    """
+    fit = metrics.get("fit_seconds")
+    if fit is None or math.isnan(fit):
+        return None
+    total = float(fit)
+    for teacher in distill_teachers(config):
+        teacher_dir = teacher_run_dir(Path(teacher).expanduser())
+        if not (teacher_dir / "metrics.json").is_file():
+            return None
+        seconds = generation_seconds(
+            teacher_dir,
+            json.loads((teacher_dir / "metrics.json").read_text()),
+            _load_yaml(teacher_dir / ".hydra" / "config.yaml"),
+        )
+        if seconds is None:
+            return None
+        total += seconds
+    return total
 
 
 def checkpoint_progress(job_dir: Path, max_epochs: Any) -> str | None:
@@ -95,6 +137,7 @@ def read_job(job_dir: Path) -> Job:
         status=NO_RESULT,
         error=NO_RESULT_ERROR,
         model=OmegaConf.select(config, "model.name", default=overrides.get("model")),
+        teachers=distill_teachers(config),
     )
     # metrics.json wins: a job that failed once and then finished on a resumed re-run
     # still holds its old failure.json.
@@ -102,6 +145,7 @@ def read_job(job_dir: Path) -> Job:
         job.status, job.error = COMPLETED, None
         job.metrics = json.loads((job_dir / "metrics.json").read_text())
         job.model = job.metrics.get("model", job.model)
+        job.generation_seconds = generation_seconds(job_dir, job.metrics, config)
         job.evaluations = {
             path.parent.name: json.loads(path.read_text())
             for path in sorted(job_dir.glob("evaluate/*/metrics.json"))

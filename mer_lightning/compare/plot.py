@@ -12,7 +12,8 @@ from mer_lightning.compare.summary import Group  # noqa: E402
 
 
 def comparison_figure(groups: Sequence[Group], title: str):
-    """Test (filled) and train (hollow) accuracy in % against fit seconds.
+    """Test (filled) and train (hollow) accuracy in % against generation seconds (fit
+    seconds, plus a distilled model's teachers').
 
     With several runs per model the points are means and the bars one std on both axes.
     A dashed line in a model's colour marks the paper's test accuracy for it (the paper's fit
@@ -23,7 +24,7 @@ def comparison_figure(groups: Sequence[Group], title: str):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drew_paper = False
     for i, group in enumerate(g for g in groups if g.completed):
-        seconds, color = group.stat("fit_seconds"), colors[i % len(colors)]
+        seconds, color = group.generation_seconds, colors[i % len(colors)]
         for name, filled, marker in (("test_acc", True, "o"), ("train_acc", False, "s")):
             acc = group.stat(name)
             if acc is None or seconds is None:
@@ -59,7 +60,7 @@ def comparison_figure(groups: Sequence[Group], title: str):
     ax.plot([], [], "s", color="gray", markerfacecolor="none", label="train accuracy")
     if drew_paper:
         ax.plot([], [], "--", color="gray", label="paper's test accuracy")
-    ax.set_xlabel("generation time: fit seconds")
+    ax.set_xlabel("generation time: fit seconds (a distilled model's include its teachers')")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -2,7 +2,8 @@
 
 Seeds are what a group averages over: jobs that differ only in `seed` form one group, whose
 numbers are mean ± std over its completed jobs. "Generation order" is the paper's ranking
-of the models by training time: 1 = the model whose fit finished first (fewest seconds).
+of the models by training time: 1 = the model made fastest, counting for a distilled model
+its teachers' training too (`Job.generation_seconds`).
 """
 
 import statistics
@@ -66,7 +67,7 @@ class Group:
 
     label: str
     jobs: list[Job]
-    generation_order: int | None = None  # rank of mean fit seconds; None if nothing completed
+    generation_order: int | None = None  # rank of mean generation seconds; None if unknown
 
     @property
     def completed(self) -> list[Job]:
@@ -76,6 +77,18 @@ class Group:
     def model(self) -> str | None:
         """model.name of the group's jobs (they differ in the seed only)."""
         return self.jobs[0].model
+
+    @property
+    def generation_seconds(self) -> Stat | None:
+        """Generation seconds (fit plus teachers') over the completed jobs; None unless every
+        one of them is known, so that a partial mean never ranks a model."""
+        values = [job.generation_seconds for job in self.completed]
+        return Stat(values) if values and None not in values else None
+
+    @property
+    def distilled(self) -> bool:
+        """Whether any completed job learnt from teachers (module.distill.teachers)."""
+        return any(job.teachers for job in self.completed)
 
     def stat(self, name: str, evaluation: str | None = None) -> Stat | None:
         """`metric(name)` over the completed jobs, or over their `evaluation` (an
@@ -125,13 +138,13 @@ def group_jobs(jobs: Sequence[Job], not_swept: Sequence[str] = ()) -> list[Group
     for group, key in zip(result, groups, strict=True):
         if labels.count(group.label) > 1:  # e.g. model=cnn1 and model=my_cnn1 (name: cnn1)
             group.label = " ".join(f"{name}={value}" for name, value in key if value)
-    rank_by_fit_seconds(result)
+    rank_by_generation_seconds(result)
     return result
 
 
-def rank_by_fit_seconds(groups: Sequence[Group]) -> None:
-    """Set generation_order: 1 for the smallest mean fit seconds, ties broken by label."""
-    timed = [(group.stat("fit_seconds"), group) for group in groups]
+def rank_by_generation_seconds(groups: Sequence[Group]) -> None:
+    """Set generation_order: 1 for the smallest mean generation seconds, ties broken by label."""
+    timed = [(group.generation_seconds, group) for group in groups]
     ranked = sorted(((s.mean, g.label, g) for s, g in timed if s is not None), key=lambda t: t[:2])
     for rank, (_, _, group) in enumerate(ranked, start=1):
         group.generation_order = rank

@@ -34,7 +34,15 @@ NOTE = (
     f'monitor.metric, the score that chose it); "{VAL_TAIL_ROW}" is the mean val over each '
     f"run's last {VAL_TAIL_EPOCHS} validated epochs, a steadier score for comparing recipes. "
     "With several runs per model (seeds), numbers are mean ± sample std. Generation order "
-    "ranks the models by fit seconds (1 = finished training first)."
+    "ranks the models by generation seconds (1 = made first): their fit seconds, plus, for a "
+    "model distilled from teachers (module.distill.teachers), the teachers' own."
+)
+GENERATION_ROW = "Generation seconds"
+GENERATION_NOTE = (
+    f"\"{GENERATION_ROW}\" adds to each distilled run's fit seconds those of its teachers' runs "
+    "(and of theirs), read from the metrics.json beside each teacher's checkpoints/ folder; — "
+    "where a teacher's run dir cannot be read from here (relative teacher paths resolve "
+    "against the current dir: run the comparison from the dir the sweep was launched in)."
 )
 PAPER_SUFFIX = ", paper"
 PAPER_NOTE = (
@@ -103,6 +111,7 @@ def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[st
         *[(RETEST_PREFIX + name, [_retest_cell(g, name) for g in groups]) for name in evaluations],
         ("Generation order", [str(g.generation_order or "—") for g in groups]),
         ("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups]),
+        *_generation_seconds(groups),
         ("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
         ("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
         ("Precision", [_precisions(g) for g in groups]),
@@ -123,6 +132,8 @@ def table_note(rows: Sequence[tuple[str, list[str]]], not_swept: Sequence[str] =
         parts.append(PAPER_NOTE)
     if any(name.startswith(RETEST_PREFIX) and not name.endswith(PAPER_SUFFIX) for name in names):
         parts.append(EVALUATION_NOTE)
+    if GENERATION_ROW in names:
+        parts.append(GENERATION_NOTE)
     if not_swept:
         keys = ", ".join(f"`{key}`" for key in not_swept)
         parts.append(
@@ -130,6 +141,15 @@ def table_note(rows: Sequence[tuple[str, list[str]]], not_swept: Sequence[str] =
             "differ only there share a column; comparison.csv keeps every job's overrides."
         )
     return " ".join(parts)
+
+
+def _generation_seconds(groups: Sequence[Group]) -> list[tuple[str, list[str]]]:
+    """The generation seconds row, when some model was distilled (otherwise it would repeat
+    Fit seconds)."""
+    if not any(group.distilled for group in groups):
+        return []
+    stats = [group.generation_seconds for group in groups]
+    return [(GENERATION_ROW, ["—" if s is None else s.format(".1f") for s in stats])]
 
 
 def _retest_cell(group: Group, evaluation: str) -> str:
@@ -202,7 +222,7 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
     retests = [
         (name, key) for name in evaluation_names([j for _, j in jobs]) for key in RETEST_KEYS
     ]
-    header = ["job", "status", "error", "group", "generation_order", "dir"]
+    header = ["job", "status", "error", "group", "generation_order", "generation_seconds", "dir"]
     header += [f"override.{k}" for k in override_keys] + list(JOB_KEYS) + list(DERIVED_KEYS)
     header += logged
     header += [f"test/support/{name}" for name in classes]
@@ -214,6 +234,7 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
             per_class = job.metrics.get("per_class") or {}
             writer.writerow(
                 [job.num, job.status, job.error, group.label, group.generation_order]
+                + [job.generation_seconds]
                 + [job.dir.relative_to(path.parent) if job.dir else None]
                 + [job.overrides.get(k) for k in override_keys]
                 + [job.metrics.get(k) for k in JOB_KEYS]
