@@ -9,11 +9,13 @@
 # OUT_DIR gets teacher/ and students/; DATA_ROOT defaults to ../shared/datasets/micro-expressions;
 # further Hydra overrides go to every run (e.g. trainer.max_epochs=1 for a smoke run).
 # Seed 3 (only if the students' mean reaches the rule's bar): SEEDS=3 bash ... OUT_DIR.
+# STUDENT_THREADS=2 gives each student two threads (one student alone on the 2-core machine).
 set -euo pipefail
 out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
 data=${2:-../shared/datasets/micro-expressions}
 overrides=("${@:3}")
 seeds=${SEEDS:-1 2}
+student_threads=${STUDENT_THREADS:-1}
 mkdir -p "$out"
 
 teacher_run="$out/teacher/0_model=resnet18,seed=1"
@@ -24,7 +26,7 @@ teacher="$teacher_run/$(python -c 'import json, sys; print(json.load(open(sys.ar
 
 pids=()
 for seed in $seeds; do
-  OMP_NUM_THREADS=1 python -m mer_lightning -m experiment=best model=cnn1 seed="$seed" \
+  OMP_NUM_THREADS=$student_threads python -m mer_lightning -m experiment=best model=cnn1 seed="$seed" \
     "module.distill.teachers=[\"$teacher\"]" data.root="$data" resume=true \
     callbacks.progress_bar=null hydra.sweep.dir="$out/students" \
     "hydra.sweep.subdir='$((seed - 1))_model=cnn1,seed=$seed'" "${overrides[@]}" \
