@@ -1,0 +1,38 @@
+"""Test accuracy on the deduplicated test set, from a published run's predictions.csv.
+
+    python docs/results/scripts/dedup_from_predictions.py DATA_ROOT RUN_DIR ...
+
+For runs whose checkpoints are gone (lost with a machine) but whose predictions.csv was
+published: the accuracy `python -m mer_lightning.evaluate SWEEP_DIR data.dedup=true` would give,
+the same predictions without the test copies of train images that data.dedup=true drops.
+Each prediction depends on its image alone (eval mode), so dropping rows equals re-testing.
+"""
+
+import csv
+import sys
+from pathlib import Path
+
+from mer_lightning.audit.report import dedup_drops, scan
+from mer_lightning.data.layout import find_split_root
+
+
+def main(data_root: str, runs: list[str]) -> None:
+    """Print each run's test accuracy with and without the dropped copies."""
+    root = find_split_root(Path(data_root))
+    if root is None:
+        sys.exit(f"{data_root} has no train/ and test/; expected Micro_Expressions/{{train,test}}")
+    dropped = {path.relative_to(root).as_posix() for path in dedup_drops(scan(root))[0]}
+    for run in runs:
+        with open(Path(run) / "predictions.csv", newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+        classes = [name for name in rows[0] if name not in ("split", "file", "label")]
+        correct = {r["file"]: max(classes, key=lambda c: float(r[c])) == r["label"] for r in rows}
+        kept = [ok for file, ok in correct.items() if file not in dropped]
+        print(
+            f"{run}: test {100 * sum(correct.values()) / len(correct):.2f} % of {len(correct)}, "
+            f"dedup {100 * sum(kept) / len(kept):.2f} % of {len(kept)}"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
