@@ -23,7 +23,10 @@ def main(data_root: str, runs: list[str]) -> None:
         sys.exit(f"{data_root} has no train/ and test/; expected Micro_Expressions/{{train,test}}")
     dropped = {path.relative_to(root).as_posix() for path in dedup_drops(scan(root))[0]}
     for run in runs:
-        with open(Path(run) / "predictions.csv", newline="") as handle:
+        predictions = Path(run) / "predictions.csv"
+        if not predictions.is_file():
+            sys.exit(f"{predictions} does not exist; give run folders that hold predictions.csv")
+        with open(predictions, newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
         classes = [name for name in rows[0] if name not in ("split", "file", "label")]
         correct = {r["file"]: max(classes, key=lambda c: float(r[c])) == r["label"] for r in rows}
