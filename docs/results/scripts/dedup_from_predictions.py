@@ -38,4 +38,6 @@ def main(data_root: str, runs: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit("usage: dedup_from_predictions.py DATA_ROOT RUN_DIR [RUN_DIR ...]")
     main(sys.argv[1], sys.argv[2:])
