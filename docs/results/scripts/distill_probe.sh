@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 25's distillation probe (docs/results/README.md), whole, in one resumable command:
 # the ResNet-18 teacher, then CNN1 students seeds 1 and 2 side by side (one core each), then
-# the comparison whose "Val, last 10 epochs" row is the rule's criterion. Run it again after
+# the comparison whose "Val, last 10 epochs" row is the rule's criterion. Session 40's CNN2
+# students are the same with another student model and its own overrides (below). Run it again after
 # an interruption: every step resumes from its last.ckpt, and finished steps are not redone.
 #
 #   bash docs/results/scripts/distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]
@@ -10,12 +11,16 @@
 # further Hydra overrides go to every run (e.g. trainer.max_epochs=1 for a smoke run).
 # Seed 3 (only if the students' mean reaches the rule's bar): SEEDS=3 bash ... OUT_DIR.
 # STUDENT_THREADS=2 gives each student two threads (one student alone on the 2-core machine).
+# STUDENT=cnn2 STUDENT_OVERRIDES="module.tta_hflip=false" SEEDS="1 2 3" trains session 40's
+# CNN2 students (checkpoints on one-view val, as CNN2's undistilled headline runs).
 set -euo pipefail
 out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
 data=${2:-../shared/datasets/micro-expressions}
 overrides=("${@:3}")
 seeds=${SEEDS:-1 2}
 student_threads=${STUDENT_THREADS:-1}
+student=${STUDENT:-cnn1}
+read -r -a student_overrides <<< "${STUDENT_OVERRIDES:-}"
 mkdir -p "$out"
 
 teacher_run="$out/teacher/0_model=resnet18,seed=1"
@@ -26,10 +31,10 @@ teacher="$teacher_run/$(python -c 'import json, sys; print(json.load(open(sys.ar
 
 pids=()
 for seed in $seeds; do
-  OMP_NUM_THREADS=$student_threads python -m mer_lightning -m experiment=best model=cnn1 seed="$seed" \
+  OMP_NUM_THREADS=$student_threads python -m mer_lightning -m experiment=best model="$student" seed="$seed" \
     "module.distill.teachers=[\"$teacher\"]" data.root="$data" resume=true \
     callbacks.progress_bar=null hydra.sweep.dir="$out/students" \
-    "hydra.sweep.subdir='$((seed - 1))_model=cnn1,seed=$seed'" "${overrides[@]}" \
+    "hydra.sweep.subdir='$((seed - 1))_model=$student,seed=$seed'" "${student_overrides[@]}" "${overrides[@]}" \
     > "$out/student$seed.log" 2>&1 &
   pids+=($!)
 done
