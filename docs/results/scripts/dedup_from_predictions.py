@@ -8,12 +8,13 @@ the same predictions without the test copies of train images that data.dedup=tru
 Each prediction depends on its image alone (eval mode), so dropping rows equals re-testing.
 """
 
-import csv
 import sys
 from pathlib import Path
 
 from mer_lightning.audit.report import dedup_drops, scan
 from mer_lightning.data.layout import find_split_root
+from mer_lightning.errors import UserError
+from mer_lightning.predictions import FILE, SplitPredictions, read_predictions
 
 
 def main(data_root: str, runs: list[str]) -> None:
@@ -23,17 +24,18 @@ def main(data_root: str, runs: list[str]) -> None:
         sys.exit(f"{data_root} has no train/ and test/; expected Micro_Expressions/{{train,test}}")
     dropped = {path.relative_to(root).as_posix() for path in dedup_drops(scan(root))[0]}
     for run in runs:
-        predictions = Path(run) / "predictions.csv"
-        if not predictions.is_file():
-            sys.exit(f"{predictions} does not exist; give run folders that hold predictions.csv")
-        with open(predictions, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
-        classes = [name for name in rows[0] if name not in ("split", "file", "label")]
-        correct = {r["file"]: max(classes, key=lambda c: float(r[c])) == r["label"] for r in rows}
-        kept = [ok for file, ok in correct.items() if file not in dropped]
+        try:
+            _, splits = read_predictions(Path(run) / FILE)
+        except UserError as error:
+            sys.exit(f"{error}; give run folders that hold the predictions.csv training wrote")
+        test = splits["test"]
+        kept = [i for i, file in enumerate(test.files) if file not in dropped]
+        dedup = SplitPredictions(
+            [test.files[i] for i in kept], test.labels[kept], test.probabilities[kept]
+        )
         print(
-            f"{run}: test {100 * sum(correct.values()) / len(correct):.2f} % of {len(correct)}, "
-            f"dedup {100 * sum(kept) / len(kept):.2f} % of {len(kept)}"
+            f"{run}: test {100 * test.accuracy():.2f} % of {len(test.files)}, "
+            f"dedup {100 * dedup.accuracy():.2f} % of {len(kept)}"
         )
 
 
