@@ -13,6 +13,8 @@
 # STUDENT_THREADS=2 gives each student two threads (one student alone on the 2-core machine).
 # STUDENT=cnn2 STUDENT_OVERRIDES="module.tta_hflip=false" SEEDS="1 2 3" trains session 40's
 # CNN2 students (checkpoints on one-view val, as CNN2's undistilled headline runs).
+# TEACHER_SEEDS="1 2 3" trains three ResNet-18 teachers (teacher/<n>_model=resnet18,seed=<s>)
+# and the students learn their soft vote (a CNN2 screen prepared in session 41, not yet run).
 set -euo pipefail
 out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
 data=${2:-../shared/datasets/micro-expressions}
@@ -20,19 +22,24 @@ overrides=("${@:3}")
 seeds=${SEEDS:-1 2}
 student_threads=${STUDENT_THREADS:-1}
 student=${STUDENT:-cnn1}
+teacher_seeds=${TEACHER_SEEDS:-1}
 read -r -a student_overrides <<< "${STUDENT_OVERRIDES:-}"
 mkdir -p "$out"
 
-teacher_run="$out/teacher/0_model=resnet18,seed=1"
-python -m mer_lightning -m experiment=best model=resnet18 seed=1 data.root="$data" \
-  resume=true callbacks.progress_bar=null hydra.sweep.dir="$out/teacher" \
-  "hydra.sweep.subdir='0_model=resnet18,seed=1'" "${overrides[@]}"
-teacher="$teacher_run/$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' "$teacher_run/metrics.json")"
+teachers=()
+for teacher_seed in $teacher_seeds; do
+  teacher_run="$out/teacher/$((teacher_seed - 1))_model=resnet18,seed=$teacher_seed"
+  python -m mer_lightning -m experiment=best model=resnet18 seed="$teacher_seed" data.root="$data" \
+    resume=true callbacks.progress_bar=null hydra.sweep.dir="$out/teacher" \
+    "hydra.sweep.subdir='$((teacher_seed - 1))_model=resnet18,seed=$teacher_seed'" "${overrides[@]}"
+  teachers+=("\"$teacher_run/$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' "$teacher_run/metrics.json")\"")
+done
+teacher_list=$(IFS=,; echo "${teachers[*]}")
 
 pids=()
 for seed in $seeds; do
   OMP_NUM_THREADS=$student_threads python -m mer_lightning -m experiment=best model="$student" seed="$seed" \
-    "module.distill.teachers=[\"$teacher\"]" data.root="$data" resume=true \
+    "module.distill.teachers=[$teacher_list]" data.root="$data" resume=true \
     callbacks.progress_bar=null hydra.sweep.dir="$out/students" \
     "hydra.sweep.subdir='$((seed - 1))_model=$student,seed=$seed'" "${student_overrides[@]}" "${overrides[@]}" \
     > "$out/student$seed.log" 2>&1 &
