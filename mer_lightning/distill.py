@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from mer_lightning.checkpoint import LoadedModel, load_checkpoint
 from mer_lightning.data.normalize import channel_stats
 from mer_lightning.errors import UserError
+from mer_lightning.models.tta import mirror_averaged_logits
 from mer_lightning.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.predictions import read_predictions
 
@@ -35,6 +36,7 @@ class Distillation:
     teachers: tuple[LoadedModel, ...]
     temperature: float
     weight: float
+    mirror: bool = False  # teach each face's and its mirror's mean logits (module.distill.mirror)
 
     def to(self, device: torch.device) -> "Distillation":
         """Move the teachers' weights to `device` (in place); returns self."""
@@ -48,13 +50,19 @@ class Distillation:
     ) -> torch.Tensor:
         """The teachers' mean class probabilities at the temperature for the student's
         normalised `inputs` (made with `mean`, `std`), each teacher fed the same pixels in
-        its own normalisation, so that augmented or MixUp-blended batches reach it as is."""
+        its own normalisation, so that augmented or MixUp-blended batches reach it as is.
+        With `mirror`, each teacher's logits are those of the face and its mirror averaged,
+        as a run with module.tta_hflip predicts: a steadier teacher for one more forward."""
         pixels = inputs.float() * std + mean
         probabilities = []
         for teacher in self.teachers:
             own_mean = channel_stats(teacher.mean).to(pixels)
             own_std = channel_stats(teacher.std).to(pixels)
-            logits = teacher.net((pixels - own_mean) / own_std).float()
+            own_inputs = (pixels - own_mean) / own_std
+            if self.mirror:
+                logits = mirror_averaged_logits(teacher.net, own_inputs).float()
+            else:
+                logits = teacher.net(own_inputs).float()
             probabilities.append((logits / self.temperature).softmax(dim=1))
         return torch.stack(probabilities).mean(dim=0)
 
@@ -98,7 +106,12 @@ def load_distillation(
             )
         _check_same_val_split(where, file, val_files)
         loaded.append(teacher)
-    return Distillation(tuple(loaded), float(settings["temperature"]), float(settings["weight"]))
+    return Distillation(
+        tuple(loaded),
+        float(settings["temperature"]),
+        float(settings["weight"]),
+        mirror=bool(settings.get("mirror", False)),
+    )
 
 
 def teacher_run_dir(checkpoint: Path) -> Path:

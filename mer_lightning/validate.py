@@ -43,6 +43,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ),
     ("module.distill.temperature", lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 4"),
     ("module.distill.weight", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    ("module.distill.mirror", lambda v: isinstance(v, bool), "true or false"),
     ("data.val_fraction", lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.1"),
     ("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from mer_lightning.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.distill import Distillation
 from mer_lightning.errors import UserError
 from mer_lightning.evaluate import main as evaluate_main
@@ -66,6 +67,25 @@ def test_the_loss_mixes_cross_entropy_with_the_teachers_softened_mean_prediction
     assert not torch.isclose(loss, cross_entropy)
 
 
+@torch.no_grad()
+def test_a_mirrored_teacher_teaches_the_mean_logits_of_each_face_and_its_mirror():
+    images = tiny_faces(4)
+    teacher = in_memory_teacher(1, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    # The student's own normalisation: the teacher must still see the same pixels.
+    mean, std = channel_stats((0.4, 0.4, 0.4)), channel_stats((0.3, 0.3, 0.3))
+    inputs = normalize_images(images, mean, std)
+    temperature = 2.0
+
+    mirrored = Distillation((teacher,), temperature, 0.5, mirror=True)
+    soft = mirrored.soft_targets(inputs, mean, std)
+
+    own = teacher.normalize(images)
+    logits = (teacher.net(own) + teacher.net(own.flip(-1))) / 2
+    torch.testing.assert_close(soft, (logits / temperature).softmax(dim=1))
+    one_view = Distillation((teacher,), temperature, 0.5).soft_targets(inputs, mean, std)
+    assert not torch.allclose(soft, one_view, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def teacher_run(synthetic_root, tmp_path_factory) -> Path:
     """A finished cnn1 run on the synthetic dataset: the teacher's run dir."""
@@ -89,10 +109,17 @@ def test_a_student_fits_against_a_trained_run_that_stays_frozen_and_out_of_its_w
     synthetic_root, teacher_run, tmp_path
 ):
     teacher = teacher_checkpoint(teacher_run)
-    cfg = student_config(synthetic_root, tmp_path, teacher, "module.distill.temperature=2")
+    cfg = student_config(
+        synthetic_root,
+        tmp_path,
+        teacher,
+        "module.distill.temperature=2",
+        "module.distill.mirror=true",
+    )
     datamodule, module, trainer = build(cfg)
     (loaded,) = module.distill.teachers
     assert module.distill.temperature == 2.0 and module.distill.weight == 0.5
+    assert module.distill.mirror
     before = {k: v.clone() for k, v in loaded.net.state_dict().items()}
 
     trainer.fit(module, datamodule=datamodule)

@@ -29,6 +29,7 @@ BAD_VALUES = [
     ),
     ("module.distill.temperature=0", "module.distill.temperature=0 must be a number > 0"),
     ("module.distill.weight=1.5", "module.distill.weight=1.5 must be a number in [0, 1]"),
+    ("module.distill.mirror=sometimes", "module.distill.mirror=sometimes must be true or false"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
     ("monitor.mode=maximum", "monitor.mode=maximum must be min or max"),
     ("resume=maybe", "resume=maybe must be true or false"),
