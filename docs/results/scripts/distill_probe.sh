@@ -15,6 +15,8 @@
 # CNN2 students (checkpoints on one-view val, as CNN2's undistilled headline runs).
 # TEACHER_SEEDS="1 2 3" trains three ResNet-18 teachers (teacher/<n>_model=resnet18,seed=<s>)
 # and the students learn their soft vote (a CNN2 screen prepared in session 41, not yet run).
+# EXTRA_TEACHERS="CKPT ..." adds finished runs' checkpoints (e.g. earlier students) to that vote:
+# session 46's CNN2 students learn from the ResNet-18 teacher and a CNN2 student of session 45.
 set -euo pipefail
 out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
 data=${2:-../shared/datasets/micro-expressions}
@@ -33,6 +35,9 @@ for teacher_seed in $teacher_seeds; do
     resume=true callbacks.progress_bar=null hydra.sweep.dir="$out/teacher" \
     "hydra.sweep.subdir='$((teacher_seed - 1))_model=resnet18,seed=$teacher_seed'" "${overrides[@]}"
   teachers+=("\"$teacher_run/$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' "$teacher_run/metrics.json")\"")
+done
+for extra in ${EXTRA_TEACHERS:-}; do
+  teachers+=("\"$(realpath "$extra")\"")
 done
 teacher_list=$(IFS=,; echo "${teachers[*]}")
 
