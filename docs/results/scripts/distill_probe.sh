@@ -17,6 +17,7 @@
 # and the students learn their soft vote (a CNN2 screen prepared in session 41, not yet run).
 # EXTRA_TEACHERS="CKPT ..." adds finished runs' checkpoints (e.g. earlier students) to that vote:
 # session 46's CNN2 students learn from the ResNet-18 teacher and a CNN2 student of session 45.
+# STUDENT_OVERRIDES="... trainer.max_epochs=80" lengthens the students only (session 47's patient screen).
 set -euo pipefail
 out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
 data=${2:-../shared/datasets/micro-expressions}
