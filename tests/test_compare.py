@@ -447,6 +447,19 @@ def test_cli_explains_a_dir_without_jobs(tmp_path):
     assert empty.returncode == 2 and "no Hydra jobs" in empty.stdout
 
 
+def test_a_job_dir_linked_into_the_sweep_is_compared(tmp_path, seed_sweep):
+    """A finished run reused by a link (a distillation teacher) counts as a job of the sweep."""
+    sweep = tmp_path / "teachers"
+    sweep.mkdir()
+    job = next(seed_sweep.glob("0_*"))
+    (sweep / job.name).symlink_to(job, target_is_directory=True)
+
+    result = build_report(sweep)
+
+    assert [j.dir.name for j in result.jobs] == [job.name]
+    assert "cnn1" in (sweep / "comparison.md").read_text()
+
+
 def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
     sweep = tmp_path / "multirun"
     done = make_job(sweep, 0, ["model=cnn1"], "cnn1", metrics=metrics_json("cnn1", 1, 0.9, 0.8, 1))

@@ -163,7 +163,9 @@ def read_job(job_dir: Path) -> Job:
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
     """Every job of a multirun dir, in job order; uncomposable jobs come last."""
-    job_dirs = sorted({path.parent.parent for path in sweep_dir.rglob(".hydra/overrides.yaml")})
+    # rglob does not enter linked dirs; the glob finds a finished run linked in as a job dir
+    found = [*sweep_dir.rglob(".hydra/overrides.yaml"), *sweep_dir.glob("*/.hydra/overrides.yaml")]
+    job_dirs = sorted({path.parent.parent for path in found})
     jobs = [read_job(job_dir) for job_dir in job_dirs]
     jobs.sort(key=lambda job: (job.num is None, job.num or 0, str(job.dir)))
     for record in read_compose_failures(sweep_dir):
