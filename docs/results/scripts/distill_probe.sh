@@ -14,7 +14,7 @@
 # STUDENT=cnn2 STUDENT_OVERRIDES="module.tta_hflip=false" SEEDS="1 2 3" trains session 40's
 # CNN2 students (checkpoints on one-view val, as CNN2's undistilled headline runs).
 # TEACHER_SEEDS="1 2 3" trains three ResNet-18 teachers (teacher/<n>_model=resnet18,seed=<s>)
-# and the students learn their soft vote (a CNN2 screen prepared in session 41, not yet run).
+# and the students learn their soft vote (prepared in session 41; session 48's CNN2 screen).
 # EXTRA_TEACHERS="CKPT ..." adds finished runs' checkpoints (e.g. earlier students) to that vote:
 # session 46's CNN2 students learn from the ResNet-18 teacher and a CNN2 student of session 45.
 # STUDENT_OVERRIDES="... trainer.max_epochs=80" lengthens the students only (session 47's patient screen).
