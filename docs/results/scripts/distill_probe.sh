@@ -18,6 +18,8 @@
 # EXTRA_TEACHERS="CKPT ..." adds finished runs' checkpoints (e.g. earlier students) to that vote:
 # session 46's CNN2 students learn from the ResNet-18 teacher and a CNN2 student of session 45.
 # STUDENT_OVERRIDES="... trainer.max_epochs=80" lengthens the students only (session 47's patient screen).
+# STUDENT=resnet18 TEACHER_SEEDS="1 2 3" STUDENT_THREADS=2 SEEDS=<s>, once per seed, distils ResNet-18
+# from its own recipe's three runs (session 49; seeds given together would run side by side).
 set -euo pipefail
 out=$(realpath -m "${1:?usage: distill_probe.sh OUT_DIR [DATA_ROOT [OVERRIDE ...]]}")
 data=${2:-../shared/datasets/micro-expressions}
