@@ -17,7 +17,7 @@ from torch import nn
 from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.errors import UserError
 from mer_lightning.models import build_net
-from mer_lightning.models.tta import mirror_averaged_logits
+from mer_lightning.models.tta import averaged_logits
 
 # Only nets of this package may be built from a checkpoint's `arch`: Hydra would otherwise
 # call whatever `_target_` a crafted checkpoint names, which is code execution by another road.
@@ -38,6 +38,7 @@ class LoadedModel:
     arch: dict[str, Any]
     path: Path | None = None  # the checkpoint it came from; None for a net built in memory
     tta_hflip: bool = False  # mirror-average the logits, as the run's val/test did
+    tta_shift: int = 0  # average the faces moved by this many pixels too, as val/test did
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 RGB (N, 3, S, S) -> the float input the net was trained on."""
@@ -46,9 +47,13 @@ class LoadedModel:
     @torch.inference_mode()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, classes) for uint8 RGB images (N, 3, S, S), scored as the
-        run's validation and test scored them (mirror-averaged with `tta_hflip`)."""
+        run's validation and test scored them (averaged over the mirror with `tta_hflip`
+        and the moved faces with `tta_shift`)."""
         x = self.normalize(images)
-        logits = mirror_averaged_logits(self.net, x) if self.tta_hflip else self.net(x)
+        if self.tta_hflip or self.tta_shift:
+            logits = averaged_logits(self.net, x, self.tta_hflip, self.tta_shift)
+        else:
+            logits = self.net(x)
         return logits.softmax(dim=1)
 
 
@@ -103,6 +108,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         arch=arch,
         path=path,
         tta_hflip=bool(hparams.get("tta_hflip", False)),  # absent from older checkpoints
+        tta_shift=int(hparams.get("tta_shift", 0)),
     )
 
 

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from mer_lightning.checkpoint import LoadedModel, load_checkpoint
 from mer_lightning.data.normalize import channel_stats
 from mer_lightning.errors import UserError
-from mer_lightning.models.tta import mirror_averaged_logits
+from mer_lightning.models.tta import averaged_logits
 from mer_lightning.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.predictions import read_predictions
 
@@ -60,7 +60,7 @@ class Distillation:
             own_std = channel_stats(teacher.std).to(pixels)
             own_inputs = (pixels - own_mean) / own_std
             if self.mirror:
-                logits = mirror_averaged_logits(teacher.net, own_inputs).float()
+                logits = averaged_logits(teacher.net, own_inputs).float()
             else:
                 logits = teacher.net(own_inputs).float()
             probabilities.append((logits / self.temperature).softmax(dim=1))

@@ -49,15 +49,29 @@ def preprocessing(model: LoadedModel) -> dict[str, Any]:
         "output": f"'{OUTPUT_NAME}' (N, {len(model.class_names)}): logits in class_names order; "
         "softmax gives probabilities",
         "tta_hflip": model.tta_hflip,
-        "postprocessing": (
-            "average the logits of the image and of its horizontal mirror (the run was "
-            "validated and tested so: module.tta_hflip=true), then softmax"
-            if model.tta_hflip
-            else "softmax"
-        ),
+        "tta_shift": model.tta_shift,
+        "postprocessing": postprocessing(model.tta_hflip, model.tta_shift),
         "class_names": model.class_names,
         "arch": model.arch,
     }
+
+
+def postprocessing(hflip: bool, shift: int) -> str:
+    """What a runtime does with the net's logits to score an image as the run's val/test did."""
+    mirror = "(module.tta_hflip=true)"
+    moved = (
+        f"the image moved by {shift} pixels up, down, left and right (reflect-padded back to "
+        f"its size; module.tta_shift={shift})"
+    )
+    if shift and hflip:
+        views = f"the image, of {moved}, and of the horizontal mirror of each of the five {mirror}"
+    elif shift:
+        views = f"the image and of {moved}"
+    elif hflip:
+        views = f"the image and of its horizontal mirror {mirror}"
+    else:
+        return "softmax"
+    return f"average the logits of {views}, then softmax"
 
 
 def export_onnx(model: LoadedModel, path: Path, opset: int) -> None:

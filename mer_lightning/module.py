@@ -13,7 +13,7 @@ from mer_lightning.data.normalize import channel_stats, normalize_images
 from mer_lightning.distill import Distillation
 from mer_lightning.errors import UserError
 from mer_lightning.metrics import classification_metrics
-from mer_lightning.models.tta import mirror_averaged_logits
+from mer_lightning.models.tta import averaged_logits, check_shift
 
 DIVERGED_FIX = (
     "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
@@ -49,8 +49,9 @@ class EmotionClassifier(L.LightningModule):
     expects. `arch` (the net's constructor config) and the preprocessing are saved as
     hyperparameters so that a checkpoint alone rebuilds and feeds the model. With
     `tta_hflip`, validation, test and predict average the logits of each image and its
-    mirror (training still sees one view per step). With `mixup_alpha` > 0, each training
-    batch is MixUp-blended (torchvision's: pairs of faces and their one-hot labels, weight
+    mirror, and with `tta_shift` > 0 those of the image moved by that many pixels up, down,
+    left and right too (training still sees one view per step). With `mixup_alpha` > 0, each
+    training batch is MixUp-blended (torchvision's: pairs of faces and their one-hot labels, weight
     ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted; with
     `cutmix_alpha` > 0, CutMix (a box of each face pasted from another, labels mixed by its
     area); with both, each batch gets one of the two at random. With `distill`, the loss
@@ -73,6 +74,7 @@ class EmotionClassifier(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         tta_hflip: bool = False,
+        tta_shift: int = 0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         distill: Distillation | None = None,
@@ -83,6 +85,7 @@ class EmotionClassifier(L.LightningModule):
         for key, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
             if alpha < 0:
                 raise UserError(f"module.{key}={alpha} must be >= 0 (0 = off)")
+        check_shift(tta_shift, image_size)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "distill"], logger=False)
         self.net = net
         self.distill = distill
@@ -118,11 +121,12 @@ class EmotionClassifier(L.LightningModule):
         return self.net(self.normalize(images))
 
     def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits as validation, test and predict score them: mirror-averaged with
-        `tta_hflip`, else those of `forward`."""
-        if not self.hparams.tta_hflip:
+        """Class logits as validation, test and predict score them: averaged over the
+        mirror (`tta_hflip`) and the moved faces (`tta_shift`), else those of `forward`."""
+        hflip, shift = self.hparams.tta_hflip, self.hparams.tta_shift
+        if not hflip and not shift:
             return self(images)
-        return mirror_averaged_logits(self.net, self.normalize(images))
+        return averaged_logits(self.net, self.normalize(images), hflip, shift)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch

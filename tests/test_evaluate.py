@@ -80,21 +80,22 @@ def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run, mon
 
 
 @pytest.mark.slow
-def test_mirror_averaged_retest_scores_the_runs_own_val_and_test(trained_run, tmp_path):
-    overrides = ["module.tta_hflip=true", "trainer.precision=32-true"]
+@pytest.mark.parametrize("shift", [0, 2])
+def test_test_time_augmented_retest_scores_the_runs_own_val_and_test(trained_run, tmp_path, shift):
+    overrides = ["module.tta_hflip=true", f"module.tta_shift={shift}", "trainer.precision=32-true"]
     assert main([str(trained_run), *overrides]) == 0
 
-    out = trained_run / "evaluate" / "module.tta_hflip=true,trainer.precision=32-true"
+    out = trained_run / "evaluate" / ",".join(overrides)
     _, predicted = read_predictions(out / "predictions.csv")
     assert set(predicted) == {"val", "test"}  # data.* untouched: val is still the run's own
     trained = json.loads((trained_run / "metrics.json").read_text())
     model = load_checkpoint(trained_run / trained["best_checkpoint"])
-    mirrored = dataclasses.replace(model, tta_hflip=True)
+    augmented = dataclasses.replace(model, tta_hflip=True, tta_shift=shift)
     datamodule = build_datamodule(recompose_run_config(trained_run, [], tmp_path))
     _, own = read_predictions(trained_run / "predictions.csv")
     loaders = {"val": datamodule.val_dataloader(), "test": datamodule.test_dataloader()}
     for split, loader in loaders.items():
-        expected = torch.cat([mirrored.predict_proba(images) for images, _ in loader])
+        expected = torch.cat([augmented.predict_proba(images) for images, _ in loader])
         assert predicted[split].files == own[split].files
         torch.testing.assert_close(predicted[split].probabilities, expected, atol=1e-5, rtol=0)
         assert not torch.allclose(expected, own[split].probabilities, atol=1e-3)

@@ -1,16 +1,55 @@
-"""Test-time augmentation: what a net predicts for an image and its mirror, averaged.
+"""Test-time augmentation: what a net predicts for several views of each face, averaged.
 
 Faces are close to left-right symmetric and training flips them at random, so the mirror
-is an equally likely view of the same face; averaging the two logits removes part of the
-net's view-to-view noise. Measured on the validation split of the best-recipe runs before
-it was adopted (docs/results/README.md). One function, so that validation, test, predict
-and the predict CLI all average the same way.
+is an equally likely view of the same face (`tta_hflip`); training also crops each face at a
+random offset of a few pixels, so the face moved by a few pixels is another (`tta_shift`).
+Averaging the views' logits removes part of the net's view-to-view noise. Each was screened
+on the validation split before `experiment=best` took it (docs/results/README.md). One
+function, so that validation, test, predict, the predict CLI and distillation's teachers all
+average the same way.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from mer_lightning.errors import UserError
 
-def mirror_averaged_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The mean of `net`'s logits for (N, C, H, W) `images` and for their horizontal mirror."""
-    return (net(images) + net(images.flip(-1))) / 2
+
+def shifted_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:
+    """(N, C, H, W) `images` and the same moved by `shift` pixels up, down, left and right,
+    the uncovered border filled by reflection as training's random crops fill it."""
+    if shift == 0:
+        return [images]
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (shift, shift, shift, shift), mode="reflect")
+    views = [images]
+    for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
+        top, left = shift - dy, shift - dx
+        views.append(padded[..., top : top + height, left : left + width])
+    return views
+
+
+def averaged_logits(
+    net: nn.Module, images: torch.Tensor, hflip: bool = True, shift: int = 0
+) -> torch.Tensor:
+    """The mean of `net`'s logits over the views of (N, C, H, W) `images`: the images, their
+    moves by `shift` pixels (0: none) and, with `hflip`, the horizontal mirror of each."""
+    views = shifted_views(images, shift)
+    if hflip:
+        views += [view.flip(-1) for view in views]
+    logits = net(views[0])
+    for view in views[1:]:
+        logits = logits + net(view)
+    return logits / len(views)
+
+
+def check_shift(shift: int, image_size: int) -> int:
+    """`shift` (module.tta_shift) as an int, or a UserError when faces of `image_size` pixels
+    cannot move by it."""
+    if isinstance(shift, bool) or int(shift) != shift or not 0 <= shift < image_size // 2:
+        raise UserError(
+            f"module.tta_shift={shift} must be a whole number of pixels from 0 (off) to "
+            f"{image_size // 2 - 1} for {image_size} px faces, e.g. 2"
+        )
+    return int(shift)

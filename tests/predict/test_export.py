@@ -103,3 +103,7 @@ def test_preprocessing_says_to_average_the_mirror_when_the_run_was_tested_so(che
     mirrored = preprocessing(dataclasses.replace(model, tta_hflip=True))
     assert mirrored["tta_hflip"] is True
     assert "horizontal mirror" in mirrored["postprocessing"]
+    shifted = preprocessing(dataclasses.replace(model, tta_hflip=True, tta_shift=2))
+    assert shifted["tta_shift"] == 2
+    assert "moved by 2 pixels up, down, left and right" in shifted["postprocessing"]
+    assert "mirror of each" in shifted["postprocessing"]
