@@ -3,10 +3,10 @@
 Faces are close to left-right symmetric and training flips them at random, so the mirror
 is an equally likely view of the same face (`tta_hflip`); training also crops each face at a
 random offset of a few pixels, so the face moved by a few pixels is another (`tta_shift`).
-Averaging the views' logits removes part of the net's view-to-view noise. Each was screened
-on the validation split before `experiment=best` took it (docs/results/README.md). One
-function, so that validation, test, predict, the predict CLI and distillation's teachers all
-average the same way.
+Averaging the views' logits removes part of the net's view-to-view noise. Each is screened
+on the validation split before `experiment=best` takes it (docs/results/README.md: mirror
+averaging in session 18, shift averaging in session 50). One function, so that validation,
+test, predict, the predict CLI and distillation's teachers all average the same way.
 """
 
 import torch
