@@ -49,11 +49,7 @@ class LoadedModel:
         """Class probabilities (N, classes) for uint8 RGB images (N, 3, S, S), scored as the
         run's validation and test scored them (averaged over the mirror with `tta_hflip`
         and the moved faces with `tta_shift`)."""
-        x = self.normalize(images)
-        if self.tta_hflip or self.tta_shift:
-            logits = averaged_logits(self.net, x, self.tta_hflip, self.tta_shift)
-        else:
-            logits = self.net(x)
+        logits = averaged_logits(self.net, self.normalize(images), self.tta_hflip, self.tta_shift)
         return logits.softmax(dim=1)
 
 

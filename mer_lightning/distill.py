@@ -59,10 +59,7 @@ class Distillation:
             own_mean = channel_stats(teacher.mean).to(pixels)
             own_std = channel_stats(teacher.std).to(pixels)
             own_inputs = (pixels - own_mean) / own_std
-            if self.mirror:
-                logits = averaged_logits(teacher.net, own_inputs).float()
-            else:
-                logits = teacher.net(own_inputs).float()
+            logits = averaged_logits(teacher.net, own_inputs, hflip=self.mirror).float()
             probabilities.append((logits / self.temperature).softmax(dim=1))
         return torch.stack(probabilities).mean(dim=0)
 

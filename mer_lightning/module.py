@@ -124,8 +124,6 @@ class EmotionClassifier(L.LightningModule):
         """Class logits as validation, test and predict score them: averaged over the
         mirror (`tta_hflip`) and the moved faces (`tta_shift`), else those of `forward`."""
         hflip, shift = self.hparams.tta_hflip, self.hparams.tta_shift
-        if not hflip and not shift:
-            return self(images)
         return averaged_logits(self.net, self.normalize(images), hflip, shift)
 
     def training_step(self, batch, batch_idx):

@@ -31,25 +31,27 @@ def shifted_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:
 
 
 def averaged_logits(
-    net: nn.Module, images: torch.Tensor, hflip: bool = True, shift: int = 0
+    net: nn.Module, images: torch.Tensor, hflip: bool = False, shift: int = 0
 ) -> torch.Tensor:
     """The mean of `net`'s logits over the views of (N, C, H, W) `images`: the images, their
-    moves by `shift` pixels (0: none) and, with `hflip`, the horizontal mirror of each."""
+    moves by `shift` pixels (0: none) and, with `hflip`, the horizontal mirror of each; with
+    neither, exactly `net(images)`."""
     views = shifted_views(images, shift)
     if hflip:
         views += [view.flip(-1) for view in views]
     logits = net(views[0])
+    if len(views) == 1:
+        return logits
     for view in views[1:]:
         logits = logits + net(view)
     return logits / len(views)
 
 
-def check_shift(shift: int, image_size: int) -> int:
-    """`shift` (module.tta_shift) as an int, or a UserError when faces of `image_size` pixels
-    cannot move by it."""
+def check_shift(shift: int, image_size: int) -> None:
+    """Raise a UserError naming module.tta_shift when faces of `image_size` pixels cannot
+    move by `shift`."""
     if isinstance(shift, bool) or int(shift) != shift or not 0 <= shift < image_size // 2:
         raise UserError(
             f"module.tta_shift={shift} must be a whole number of pixels from 0 (off) to "
             f"{image_size // 2 - 1} for {image_size} px faces, e.g. 2"
         )
-    return int(shift)
