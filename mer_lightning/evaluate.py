@@ -4,9 +4,9 @@ DIR is a run dir (it has metrics.json) or a multirun dir (each job's). Each run'
 checkpoint is tested on the test split as the run's own overrides plus the given ones
 define it, e.g. `data.dedup=true` for the test set without the copies of train images.
 Results go to `<run>/evaluate/<overrides>/`: metrics.json, classification_report.txt,
-confusion_matrix.{csv,png} and predictions.csv (test images; val too unless an override
-changes data.*, which may draw another val split), and a table of all runs to
-`DIR/evaluation_<overrides>.csv`;
+confusion_matrix.{csv,png} and predictions.csv (test images; val too, and its accuracy,
+unless an override changes data.*, which may draw another val split), and a table of all runs
+to `DIR/evaluation_<overrides>.csv`; each split is scored once;
 the run's own files are never touched. A run evaluated before with the same overrides keeps
 its results (they are reused, not redone), so the same command after more jobs of a sweep
 have finished evaluates just those. Exit status 2 for bad input.
@@ -95,9 +95,14 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     datamodule, module, trainer = build(cfg)
     end_weight_averaging(trainer)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
-    metrics = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     splits = ("val", "test") if keeps_val_split(overrides) else ("test",)
-    write_predictions(out / PREDICTIONS_FILE, trainer, module, datamodule, checkpoint, splits)
+    metrics: dict[str, float] = {}
+    for split in splits:
+        loop = trainer.validate if split == "val" else trainer.test
+        metrics.update(
+            loop(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)[0]
+        )
+    write_predictions(out / PREDICTIONS_FILE, trainer, module, datamodule, splits)
     summary = {
         "run_dir": str(run_dir),
         "model": trained["model"],
@@ -105,11 +110,12 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         "checkpoint": trained["best_checkpoint"],
         "overrides": overrides,
         "trained_test_acc": trained.get("test_acc"),
-        "test_acc": metrics[0]["test/acc"],
-        "test_f1_macro": metrics[0]["test/f1_macro"],
+        "val_acc": metrics.get("val/acc"),
+        "test_acc": metrics["test/acc"],
+        "test_f1_macro": metrics["test/f1_macro"],
         "classes": datamodule.class_names,
         "data": datamodule.data_summary(),
-        "metrics": {key: float(value) for key, value in sorted(metrics[0].items())},
+        "metrics": {key: float(value) for key, value in sorted(metrics.items())},
         "per_class": None,
     }
     write_test_reports(out, summary, module.confusion_matrix)
@@ -125,11 +131,13 @@ SUMMARY_COLUMNS = (
     "trained_test_acc",
     "test_acc",
     "test_f1_macro",
+    "val_acc",
 )
 
 
 def write_summary(path: Path, results: list[dict[str, Any]]) -> None:
-    """One CSV row per evaluated run: test accuracy as trained and as evaluated."""
+    """One CSV row per evaluated run: test accuracy as trained and as evaluated, and val
+    accuracy as evaluated (empty where data.* overrides leave val out)."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SUMMARY_COLUMNS)
@@ -143,14 +151,25 @@ def write_summary(path: Path, results: list[dict[str, Any]]) -> None:
                     r["trained_test_acc"],
                     r["test_acc"],
                     r["test_f1_macro"],
+                    r.get("val_acc"),
                 ]
             )
 
 
 def print_table(results: list[dict[str, Any]], overrides: list[str]) -> None:
-    """Test accuracy as trained and as evaluated, one row per run."""
+    """Test accuracy as trained and as evaluated, and val accuracy as evaluated, one row per
+    run."""
     table = Table(title=f"Test accuracy, as trained and with {' '.join(overrides) or 'no change'}")
-    for column in ("run", "model", "seed", "test images", "trained test acc", "evaluated acc"):
+    columns = (
+        "run",
+        "model",
+        "seed",
+        "test images",
+        "trained test acc",
+        "evaluated acc",
+        "val acc",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("run", "model") else "right")
     for r in results:
         before = r["trained_test_acc"]
@@ -161,6 +180,7 @@ def print_table(results: list[dict[str, Any]], overrides: list[str]) -> None:
             str(r["data"]["test_images"]),
             "-" if before is None else f"{100 * before:.2f} %",
             f"{100 * r['test_acc']:.2f} %",
+            "-" if r.get("val_acc") is None else f"{100 * r['val_acc']:.2f} %",
         )
     Console().print(table)
 

@@ -102,6 +102,9 @@ class EmotionClassifier(L.LightningModule):
         self.test_metrics = classification_metrics(class_names, "test")
         self.test_confusion = MulticlassConfusionMatrix(n)
         self.confusion_matrix: torch.Tensor | None = None
+        # Each image's probabilities and label from the last val and test loops, so that
+        # predictions.csv holds the very scores the metrics counted, without another pass.
+        self.scored_batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         # Saved with the weights, so that a resumed run keeps counting its throughput.
         self.register_buffer("train_images_seen", torch.zeros((), dtype=torch.long))
         if channels_last:
@@ -156,9 +159,22 @@ class EmotionClassifier(L.LightningModule):
         if self.distill is not None:
             self.distill.to(self.device)
 
+    @staticmethod
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of evaluation logits, as predictions.csv and predict give them."""
+        # float32 softmax: under bf16 autocast it would keep 3 digits, too few to average.
+        return logits.float().softmax(dim=1)
+
+    def on_validation_epoch_start(self) -> None:
+        self.scored_batches["val"] = []
+
+    def on_test_epoch_start(self) -> None:
+        self.scored_batches["test"] = []
+
     def validation_step(self, batch, batch_idx):
         images, labels = batch
         logits = self.evaluation_logits(images)
+        self.scored_batches["val"].append((self.probabilities(logits), labels))
         self.log(
             "val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True
         )
@@ -173,6 +189,7 @@ class EmotionClassifier(L.LightningModule):
     def test_step(self, batch, batch_idx):
         images, labels = batch
         logits = self.evaluation_logits(images)
+        self.scored_batches["test"].append((self.probabilities(logits), labels))
         self.log("test/loss", self.loss(logits, labels), on_epoch=True, sync_dist=True)
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
@@ -186,8 +203,7 @@ class EmotionClassifier(L.LightningModule):
     def predict_step(self, batch, batch_idx):
         """Class probabilities and true label of each image (labels ride along in the batch)."""
         images, labels = batch
-        # float32 softmax: under bf16 autocast it would keep 3 digits, too few to average.
-        return self.evaluation_logits(images).float().softmax(dim=1), labels
+        return self.probabilities(self.evaluation_logits(images)), labels
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to write weights that are NaN or inf, so the previous checkpoint survives."""

@@ -1,10 +1,11 @@
 """predictions.csv: every val and test image's class probabilities from a run's best checkpoint.
 
 Training writes it beside metrics.json (val and test, as trained); `python -m
-mer_lightning.evaluate` writes it for the test split of its overrides. It is small enough to
-commit with published results, so that `python -m mer_lightning.ensemble` builds ensembles
-from these files alone, long after the checkpoints are gone, and anyone can check a
-published accuracy against the per-image predictions.
+mer_lightning.evaluate` writes it for the test split of its overrides (and val, unless they
+change data.*). Its rows come from the val and test loops that computed the metrics, not from
+another pass. It is small enough to commit with published results, so that `python -m
+mer_lightning.ensemble` builds ensembles from these files alone, long after the checkpoints
+are gone, and anyone can check a published accuracy against the per-image predictions.
 """
 
 import csv
@@ -38,31 +39,34 @@ class SplitPredictions:
         return float((self.probabilities.argmax(dim=1) == self.labels).float().mean())
 
 
-def predict(trainer: L.Trainer, module, datamodule, split: str, ckpt_path) -> SplitPredictions:
-    """The split's probabilities from the checkpoint (Lightning's predict loop); with
-    trainer.limit_predict_batches, those of the first batches' images only."""
-    loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
-    outputs = trainer.predict(module, dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
-    labels = torch.cat([labels for _, labels in outputs])
+def scored(module, datamodule, split: str) -> SplitPredictions:
+    """The split's probabilities from the module's last val or test loop (trainer.validate or
+    trainer.test), the ones its metrics counted; with trainer.limit_{val,test}_batches, those
+    of the first batches' images only."""
+    batches = module.scored_batches.get(split)
+    if batches is None:
+        raise RuntimeError(f"no {split} loop has run on this module: nothing to write")
+    labels = torch.cat([labels for _, labels in batches]).cpu()
     return SplitPredictions(
         datamodule.split_files(split)[: len(labels)],  # the loader keeps the files' order
         labels,
-        torch.cat([probabilities for probabilities, _ in outputs]).float(),
+        torch.cat([probabilities for probabilities, _ in batches]).cpu(),
     )
 
 
 def write_predictions(
-    path: Path, trainer: L.Trainer, module, datamodule, ckpt_path, splits: Sequence[str]
+    path: Path, trainer: L.Trainer, module, datamodule, splits: Sequence[str]
 ) -> None:
-    """predictions.csv of the checkpoint on `splits`; single-process runs only."""
+    """predictions.csv of the val and test loops just run on `splits`; single-process runs
+    only."""
     if trainer.world_size > 1:
         log.warning(
-            "%s not written: under DDP each process predicts a shard of the images; run "
+            "%s not written: under DDP each process scores a shard of the images; run "
             "`python -m mer_lightning.evaluate` on the run dir in one process instead",
             path,
         )
         return
-    predicted = {split: predict(trainer, module, datamodule, split, ckpt_path) for split in splits}
+    predicted = {split: scored(module, datamodule, split) for split in splits}
     write_csv(path, datamodule.class_names, predicted)
 
 

@@ -213,9 +213,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         confusion = module.confusion_matrix
     results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
     if cfg.get("test_after_fit", True) and trainer.limit_val_batches != 0:
-        write_predictions(
-            run_dir / PREDICTIONS_FILE, trainer, module, datamodule, best, ("val", "test")
-        )
+        write_predictions(run_dir / PREDICTIONS_FILE, trainer, module, datamodule, ("val", "test"))
 
     summary = {
         **run_identity(cfg),

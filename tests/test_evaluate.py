@@ -44,6 +44,7 @@ def test_dedup_evaluation_leaves_out_the_leaked_test_images(trained_run, capsys)
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     _, predicted = read_predictions(out / "predictions.csv")
     assert set(predicted) == {"test"}  # dedup draws another val split: no val rows
+    assert evaluated["val_acc"] is None
     assert len(predicted["test"].files) == evaluated["data"]["test_images"]
     assert predicted["test"].accuracy() == pytest.approx(evaluated["test_acc"])
     assert (trained_run / "metrics.json").read_bytes() == trained_bytes  # the run is untouched
@@ -51,15 +52,19 @@ def test_dedup_evaluation_leaves_out_the_leaked_test_images(trained_run, capsys)
     with (trained_run / "evaluation_data.dedup=true.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["model"] == "cnn1" and int(row["test_images"]) == trained["data"]["test_images"] - 2
+    assert row["val_acc"] == ""
     assert float(row["test_acc"]) == pytest.approx(evaluated["test_acc"])
 
 
 @pytest.mark.slow
 def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run, monkeypatch):
-    assert main([str(trained_run)]) == 0
+    with monkeypatch.context() as once:  # predictions.csv comes from the val and test loops
+        once.setattr(L.Trainer, "predict", lambda *a, **k: pytest.fail("scored a second time"))
+        assert main([str(trained_run)]) == 0
     evaluated = json.loads((trained_run / "evaluate" / "default" / "metrics.json").read_text())
     trained = json.loads((trained_run / "metrics.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(trained["test_acc"])
+    assert evaluated["val_acc"] == pytest.approx(trained["val_acc"])
     assert evaluated["metrics"]["test/f1_macro"] == pytest.approx(trained["test_f1_macro"])
     # Its predictions.csv stands in for the run's own (runs trained before they wrote one).
     _, own = read_predictions(trained_run / "predictions.csv")
@@ -77,6 +82,7 @@ def test_without_overrides_it_reproduces_the_runs_test_accuracy(trained_run, mon
     with (trained_run / "evaluation_default.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert float(row["test_acc"]) == pytest.approx(evaluated["test_acc"])
+    assert float(row["val_acc"]) == pytest.approx(evaluated["val_acc"])
 
 
 @pytest.mark.slow
@@ -101,6 +107,7 @@ def test_test_time_augmented_retest_scores_the_runs_own_val_and_test(trained_run
         assert not torch.allclose(expected, own[split].probabilities, atol=1e-3)
     evaluated = json.loads((out / "metrics.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(predicted["test"].accuracy())
+    assert evaluated["val_acc"] == pytest.approx(predicted["val"].accuracy())
 
 
 def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
