@@ -95,7 +95,8 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     datamodule, module, trainer = build(cfg)
     end_weight_averaging(trainer)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
-    splits = ("val", "test") if keeps_val_split(overrides) else ("test",)
+    scores_val = keeps_val_split(overrides) and trainer.limit_val_batches != 0
+    splits = ("val", "test") if scores_val else ("test",)
     metrics: dict[str, float] = {}
     for split in splits:
         loop = trainer.validate if split == "val" else trainer.test

@@ -110,6 +110,15 @@ def test_test_time_augmented_retest_scores_the_runs_own_val_and_test(trained_run
     assert evaluated["val_acc"] == pytest.approx(predicted["val"].accuracy())
 
 
+@pytest.mark.slow
+def test_a_retest_told_to_skip_validation_scores_test_alone(trained_run):
+    assert main([str(trained_run), "trainer.limit_val_batches=0"]) == 0
+    out = trained_run / "evaluate" / "trainer.limit_val_batches=0"
+    _, predicted = read_predictions(out / "predictions.csv")
+    assert set(predicted) == {"test"}
+    assert json.loads((out / "metrics.json").read_text())["val_acc"] is None
+
+
 def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path)])
