@@ -129,7 +129,8 @@ def _checkpoint_file(where: str, path: str) -> Path:
 
 def _check_same_val_split(where: str, checkpoint: Path, val_files: Sequence[str]) -> None:
     """Refuse a teacher that trained on any of the student's validation images: its
-    predictions would carry their labels into the student, and val/acc would be inflated."""
+    predictions would carry their labels into the student, and val/acc would be inflated.
+    A student without validation (data.val_fraction=0) may learn from any teacher."""
     predictions = teacher_run_dir(checkpoint) / PREDICTIONS_FILE
     fix = (
         "train the teacher with this run's data settings (data.root, data.val_fraction, "
@@ -142,8 +143,9 @@ def _check_same_val_split(where: str, checkpoint: Path, val_files: Sequence[str]
         )
     _, splits = read_predictions(predictions)
     teacher_val = set(splits["val"].files) if "val" in splits else set()
-    if teacher_val != set(val_files):
+    if not set(val_files) <= teacher_val:
+        held_out = "other images than this run" if teacher_val else "no images (val_fraction=0)"
         raise UserError(
-            f"{where} was validated on other images than this run ({predictions} val rows), "
-            f"so it trained on some of this run's validation faces; {fix}"
+            f"{where} was validated on {held_out} ({predictions} val rows), so it trained on "
+            f"some of this run's validation faces; {fix}"
         )

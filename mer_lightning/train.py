@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from mer_lightning import reports, resume
+from mer_lightning import refit, reports, resume
 from mer_lightning.checkpoint import check_matches
 from mer_lightning.class_weights import resolve_class_weights
 from mer_lightning.config import run_identity
@@ -41,16 +41,18 @@ def output_dir() -> Path:
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with its callbacks and loggers; it needs no data, so checks on the run dir
     can use its checkpoint folders before the dataset is read."""
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    callbacks = [hydra.utils.instantiate(c) for c in refit.run_callbacks(cfg).values() if c]
     loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     if str(cfg.trainer.precision) == "auto":
         log.info("trainer.precision=auto: %s on this device", precision)
+    no_validation = {} if refit.validates(cfg) else {"limit_val_batches": 0}
     return hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[*callbacks, EpochHistory()],
         logger=loggers or False,
         precision=precision,
+        **no_validation,
     )
 
 
@@ -201,7 +203,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = _best_checkpoint_callback(trainer)
     best = (checkpoint.best_model_path if checkpoint else "") or None
     results: dict[str, float] = {}
-    if trainer.limit_val_batches != 0:
+    validated = trainer.limit_val_batches != 0
+    if validated:
         results.update(
             trainer.validate(module, datamodule=datamodule, ckpt_path=best, weights_only=True)[0]
         )
@@ -212,8 +215,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
         confusion = module.confusion_matrix
     results["train/acc"] = train_accuracy(trainer, module, datamodule, best)
-    if cfg.get("test_after_fit", True) and trainer.limit_val_batches != 0:
-        write_predictions(run_dir / PREDICTIONS_FILE, trainer, module, datamodule, ("val", "test"))
+    # Test rows alone only without a val split: teachers' rows tell which images they trained on.
+    if cfg.get("test_after_fit", True) and (validated or not refit.validates(cfg)):
+        splits = ("val", "test") if validated else ("test",)
+        write_predictions(run_dir / PREDICTIONS_FILE, trainer, module, datamodule, splits)
 
     summary = {
         **run_identity(cfg),

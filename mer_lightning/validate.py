@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mer_lightning import class_weights
+from mer_lightning import class_weights, refit
 from mer_lightning.data.images import BAD_FILE_POLICIES
 from mer_lightning.data.layout import check_root
 from mer_lightning.errors import UserError
@@ -44,7 +44,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("module.distill.temperature", lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 4"),
     ("module.distill.weight", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     ("module.distill.mirror", lambda v: isinstance(v, bool), "true or false"),
-    ("data.val_fraction", lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.1"),
+    (
+        "data.val_fraction",
+        lambda v: _is_number(v) and 0 <= v < 1,
+        "a number in [0, 1): e.g. 0.1, or 0 to train on all of train/ without validation",
+    ),
     ("data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     ("data.image_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1, e.g. 80"),
@@ -77,6 +81,7 @@ def problems(cfg: DictConfig) -> list[str]:
             found.append(str(error))
     found.extend(_checkpoint_problems(cfg))
     found.extend(_last_checkpoint_problems(cfg))
+    found.extend(refit.problems(cfg))
     return found
 
 

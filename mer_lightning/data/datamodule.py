@@ -16,6 +16,7 @@ from mer_lightning.data.images import (
     DecodedImages,
     ImageSubset,
     check_policy,
+    check_val_fraction,
     decode_split,
     stratified_split,
     warn_bad_files,
@@ -27,10 +28,10 @@ from mer_lightning.errors import UserError
 class MicroExpressionDataModule(L.LightningDataModule):
     """Train/val/test loaders over images decoded once into memory.
 
-    Validation is a stratified, seeded share of train/. Batches are uint8 (N, 3, S, S);
-    the LightningModule converts and normalises them on the device. Setup audits the files
-    it decodes (`self.audit`) and, with dedup, leaves out duplicates that would distort the
-    test accuracy or teach two labels for one picture.
+    Validation is a stratified, seeded share of train/ (none with val_fraction=0). Batches
+    are uint8 (N, 3, S, S); the LightningModule converts and normalises them on the device.
+    Setup audits the files it decodes (`self.audit`) and, with dedup, leaves out duplicates
+    that would distort the test accuracy or teach two labels for one picture.
     """
 
     def __init__(
@@ -59,8 +60,7 @@ class MicroExpressionDataModule(L.LightningDataModule):
                 f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "
                 "must be at least 1"
             )
-        if not 0.0 < val_fraction < 1.0:
-            raise UserError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
+        check_val_fraction(val_fraction)
         check_policy(on_bad_file)
         self.save_hyperparameters(logger=False)
         # Per-sample transforms in the loader, or one batched pass after transfer to the device.

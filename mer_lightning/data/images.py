@@ -204,18 +204,27 @@ def warn_bad_files(bad: Sequence[FileInfo]) -> None:
     )
 
 
+def check_val_fraction(fraction: float) -> None:
+    """Refuse a validation share that would leave nothing to train on."""
+    if not 0.0 <= fraction < 1.0:
+        raise UserError(
+            f"data.val_fraction={fraction} must be in [0, 1): e.g. 0.1 holds out a tenth of "
+            "train/ for validation, 0 trains on all of it without validation"
+        )
+
+
 def stratified_split(
     labels: torch.Tensor, fraction: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (kept, held_out): `fraction` of each class held out, chosen by `seed`."""
-    if not 0.0 < fraction < 1.0:
-        raise UserError(f"data.val_fraction={fraction} must be between 0 and 1 (exclusive)")
+    """Indices (kept, held_out): `fraction` of each class held out, chosen by `seed`; none
+    held out at fraction 0 (a refit on every training image)."""
+    check_val_fraction(fraction)
     generator = torch.Generator().manual_seed(seed)
     kept, held_out = [], []
     for label in labels.unique(sorted=True):
         members = (labels == label).nonzero().flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        n_held = max(1, round(fraction * len(members))) if len(members) > 1 else 0
+        n_held = max(1, round(fraction * len(members))) if len(members) > 1 and fraction else 0
         held_out.append(members[:n_held])
         kept.append(members[n_held:])
     return torch.cat(kept).sort().values, torch.cat(held_out).sort().values
