@@ -19,7 +19,6 @@ from mer_lightning.config import CONFIG_DIR
 from mer_lightning.console import print_user_error
 from mer_lightning.errors import UserError
 from mer_lightning.failures import write_failure
-from mer_lightning.refit import objective_problem
 
 log = logging.getLogger(__name__)
 # Strategies whose extra processes Lightning starts by re-running the command line.
@@ -64,8 +63,6 @@ def main(cfg: DictConfig) -> float | None:
     try:
         if multirun:
             check_no_relaunch_in_multirun(cfg)
-            if problem := objective_problem(cfg, hydra_cfg.sweeper):
-                raise UserError(problem)
         summary = run(cfg)
     except Exception as error:
         if not multirun:

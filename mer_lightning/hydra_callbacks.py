@@ -10,6 +10,19 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
+class SweepChecks(Callback):
+    """Stop a multirun before its first job when no job could give the sweeper its objective
+    (e.g. hparams_search=optuna with data.val_fraction=0), instead of failing every trial."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mer_lightning.console import print_user_error
+        from mer_lightning.refit import objective_problem
+
+        if problem := objective_problem(config, config.hydra.sweeper):
+            print_user_error(problem)
+            raise SystemExit(2)
+
+
 class ComparisonReport(Callback):
     """When a multirun ends, write the model comparison into its dir and print it.
 

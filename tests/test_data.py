@@ -108,8 +108,15 @@ def test_validation_split_is_stratified_and_seeded():
 
 
 def test_val_fraction_outside_unit_interval_names_the_key(synthetic_root):
-    with pytest.raises(UserError, match="data.val_fraction=1.5"):
+    with pytest.raises(UserError, match=r"data.val_fraction=1.5 must be in \[0, 1\)"):
         MicroExpressionDataModule(root=str(synthetic_root), val_fraction=1.5)
+
+
+def test_val_fraction_zero_trains_on_every_image(synthetic_root):
+    dm = datamodule(synthetic_root, val_fraction=0.0)
+    assert len(dm.train_indices) == 7 * 14 and len(dm.val_indices) == 0
+    assert dm.split_files("val") == []
+    assert dm.train_class_counts().tolist() == [14] * 7
 
 
 def test_images_are_decoded_once_and_batches_are_uint8(synthetic_root):

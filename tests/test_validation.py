@@ -15,8 +15,8 @@ BAD_VALUES = [
     ("module.optimizer.lr=-1", "module.optimizer.lr=-1 must be a number > 0"),
     ("module.optimizer.lr=0", "module.optimizer.lr=0 must be a number > 0"),
     ("module.optimizer.lr=abc", "module.optimizer.lr=abc must be a number > 0"),
-    ("data.val_fraction=0", "data.val_fraction=0 must be a number in (0, 1)"),
-    ("data.val_fraction=1.5", "data.val_fraction=1.5 must be a number in (0, 1)"),
+    ("data.val_fraction=-0.1", "data.val_fraction=-0.1 must be a number in [0, 1)"),
+    ("data.val_fraction=1", "data.val_fraction=1 must be a number in [0, 1)"),
     ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
     ("data.eval_batch_size=-4", "data.eval_batch_size=-4 must be an integer >= 1"),
     ("data.on_bad_file=ignore", "data.on_bad_file=ignore must be one of ['skip', 'raise']"),
@@ -104,6 +104,22 @@ def test_checkpoint_choices_are_checked(synthetic_root, tmp_path):
         tmp_path,
     )
     assert "callbacks.last_checkpoint=null" in problems(never)[0]
+    # Early stopping on val/acc cannot work in a refit, which has no val split.
+    stopping = compose_config(
+        fast_overrides(
+            "cnn1",
+            synthetic_root,
+            "data.val_fraction=0",
+            "+callbacks.early_stopping={_target_: lightning.pytorch.callbacks.EarlyStopping,"
+            " monitor: val/acc, mode: max}",
+        ),
+        tmp_path,
+    )
+    assert problems(stopping) == [
+        "callbacks.early_stopping watches val/acc, which data.val_fraction=0 does not produce: "
+        "add callbacks.early_stopping=null, or hold out validation images "
+        "(e.g. data.val_fraction=0.1)"
+    ]
     # Dropping the mid-epoch saves is fine: last.ckpt still comes after every epoch.
     dropped = compose_config(
         fast_overrides("cnn1", synthetic_root, "callbacks.last_checkpoint=null"), tmp_path
@@ -155,3 +171,15 @@ def test_cli_error_shows_bracketed_values_as_typed(synthetic_root, tmp_path):
     )
     # The example list survives the terminal's markup: rich would drop "[...]" as a tag.
     assert "e.g. '[runs/a/checkpoints/epoch039.ckpt]'" in output
+
+
+def test_cli_search_without_validation_stops_before_any_trial(synthetic_root, tmp_path):
+    sweep_dir = tmp_path / "search"
+    output = cli_error(
+        "hparams_search=optuna",
+        f"data.root={synthetic_root}",
+        "data.val_fraction=0",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert "optimises monitor.metric=val/acc, which data.val_fraction=0 does not produce" in output
+    assert "Traceback" not in output and not sweep_dir.exists()
