@@ -76,6 +76,11 @@ def load_member(run_dir: Path, sweep_dir: Path, overrides: list[str]) -> Member:
     """A finished run's predictions of test with `overrides`, and of val with them too when
     they keep the val split (module.tta_hflip=true), else as trained (data.dedup=true)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics.get("data", {}).get("val_images") == 0:
+        raise UserError(
+            f"{run_dir} is a refit without validation (data.val_fraction=0), and an ensemble "
+            "is judged against its members on val: ensemble runs trained with a val split"
+        )
     trained = as_trained_predictions(run_dir)
     if not trained.is_file():
         raise UserError(

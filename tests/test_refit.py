@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from mer_lightning.ensemble import main as ensemble_main
 from mer_lightning.errors import UserError
 from mer_lightning.evaluate import main as evaluate_main
 from mer_lightning.predictions import read_predictions
@@ -68,3 +69,19 @@ def test_a_refit_learns_from_a_validated_teacher_but_does_not_teach_a_validated_
     validated = fast_overrides("cnn2", synthetic_root, f"module.distill.teachers=[{refit_teacher}]")
     with pytest.raises(UserError, match=r"validated on no images \(val_fraction=0\)"):
         build(compose_config(validated, tmp_path / "validated"))
+
+
+@pytest.mark.slow
+def test_refits_are_not_ensembled_since_an_ensemble_is_judged_on_val(refit_run, tmp_path, capsys):
+    picked = tmp_path / "picked"
+    picked.mkdir()
+    for name in ("seed1", "seed2"):
+        (picked / name).symlink_to(refit_run)
+
+    with pytest.raises(SystemExit) as exit_info:
+        ensemble_main([str(picked)])
+
+    assert exit_info.value.code == 2
+    message = " ".join(capsys.readouterr().out.split())
+    assert "is a refit without validation (data.val_fraction=0)" in message
+    assert not (picked / "ensemble").exists()
