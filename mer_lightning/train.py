@@ -41,7 +41,8 @@ def output_dir() -> Path:
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with its callbacks and loggers; it needs no data, so checks on the run dir
     can use its checkpoint folders before the dataset is read."""
-    callbacks = [hydra.utils.instantiate(c) for c in refit.run_callbacks(cfg).values() if c]
+    callback_cfgs = refit.run_callbacks(cfg).values()
+    callbacks = [hydra.utils.instantiate(c) for c in callback_cfgs if c is not None]
     loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     if str(cfg.trainer.precision) == "auto":
