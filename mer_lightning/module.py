@@ -105,6 +105,11 @@ class EmotionClassifier(L.LightningModule):
         # Each image's probabilities and label from the last val and test loops, so that
         # predictions.csv holds the very scores the metrics counted, without another pass.
         self.scored_batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        # The last training batch's images (the very tensor Lightning passed) with its inputs,
+        # blend and teacher targets: an optimizer that runs a step's closure twice
+        # (mer_lightning.sam.SAM) trains on the same blend both times, and the batch is
+        # counted and logged once.
+        self.step_inputs: tuple[torch.Tensor, tuple] | None = None
         # Saved with the weights, so that a resumed run keeps counting its throughput.
         self.register_buffer("train_images_seen", torch.zeros((), dtype=torch.long))
         if channels_last:
@@ -131,16 +136,23 @@ class EmotionClassifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        inputs, targets = self.normalize(images), labels
-        if self.batch_mix is not None:
-            inputs, targets = self.batch_mix(inputs, labels)
+        repeat = self.step_inputs is not None and self.step_inputs[0] is images
+        if repeat:
+            inputs, targets, soft_targets = self.step_inputs[1]
+        else:
+            inputs, targets = self.normalize(images), labels
+            if self.batch_mix is not None:
+                inputs, targets = self.batch_mix(inputs, labels)
+            soft_targets = None
+            if self.distill is not None:
+                soft_targets = self.distill.soft_targets(inputs, self.mean, self.std)
+            self.step_inputs = (images, (inputs, targets, soft_targets))
         logits = self.net(inputs)
         loss = self.loss(logits, targets)
-        if self.distill is not None:
-            distill_loss = self.distill.loss(
-                logits, self.distill.soft_targets(inputs, self.mean, self.std)
-            )
-            self.log("train/distill_loss", distill_loss, on_step=False, on_epoch=True)
+        if soft_targets is not None:
+            distill_loss = self.distill.loss(logits, soft_targets)
+            if not repeat:
+                self.log("train/distill_loss", distill_loss, on_step=False, on_epoch=True)
             loss = (1 - self.distill.weight) * loss + self.distill.weight * distill_loss
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -148,6 +160,8 @@ class EmotionClassifier(L.LightningModule):
                 f"{self.global_step} (batch {batch_idx}); stopped before the weights took a bad "
                 f"step. Fix: {DIVERGED_FIX}"
             )
+        if repeat:
+            return loss
         self.train_images_seen += labels.shape[0]
         # Under MixUp or CutMix, a blended face counts as its larger share's class.
         self.train_acc(logits, targets.argmax(dim=1) if targets.ndim == 2 else targets)
