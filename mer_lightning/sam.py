@@ -48,7 +48,7 @@ class SAM(torch.optim.Optimizer):
     def __init__(
         self,
         params: Iterable[Any],
-        base: str | Callable[..., torch.optim.Optimizer],
+        base: str | Callable[..., torch.optim.Optimizer] | None = None,
         rho: float = 0.05,
         **base_options: Any,
     ) -> None:
@@ -56,6 +56,11 @@ class SAM(torch.optim.Optimizer):
             raise UserError(
                 f"{KEY}.rho={rho} must be > 0 (the radius of SAM's ascent step, e.g. 0.05); "
                 f"for plain training drop {KEY}._target_=mer_lightning.sam.SAM"
+            )
+        if base is None:
+            raise UserError(
+                f"{KEY}.base is not set: SAM needs the optimizer it steps with. Fix: add "
+                "+module.optimizer.base=torch.optim.AdamW (or another torch optimizer)"
             )
         if isinstance(base, str):
             base = optimizer_class(base)
@@ -93,10 +98,6 @@ class SAM(torch.optim.Optimizer):
         torch._foreach_sub_(params, ascent)
         self.base.step()
         return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear the gradients of the base optimizer's parameters."""
-        self.base.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state: SAM keeps nothing between steps."""

@@ -70,6 +70,10 @@ def test_bad_settings_name_the_key_and_the_fix():
         SAM(params, base=torch.optim.SGD, rho=0, lr=0.1)
     with pytest.raises(UserError, match=r"module.optimizer.base=torch.optim.Nope .*AdamW"):
         SAM(params, base="torch.optim.Nope", lr=0.1)
+    with pytest.raises(
+        UserError, match=r"module.optimizer.base is not set.*\+module.optimizer.base="
+    ):
+        SAM(params, lr=0.1)
     with pytest.raises(RuntimeError, match="closure"):
         SAM(params, base=torch.optim.SGD, lr=0.1).step()
 
