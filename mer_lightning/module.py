@@ -14,6 +14,7 @@ from mer_lightning.distill import Distillation
 from mer_lightning.errors import UserError
 from mer_lightning.metrics import classification_metrics
 from mer_lightning.models.tta import averaged_logits, check_shift
+from mer_lightning.sam import SAM
 
 DIVERGED_FIX = (
     "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
@@ -235,6 +236,14 @@ class EmotionClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
+        accumulate = self.trainer.accumulate_grad_batches
+        if isinstance(optimizer, SAM) and accumulate > 1:
+            # SAM's second pass re-runs only the step's last batch, on the summed gradients.
+            raise UserError(
+                f"trainer.accumulate_grad_batches={accumulate} does not work with SAM "
+                "(module.optimizer._target_=mer_lightning.sam.SAM). Fix: set it to 1 and raise "
+                "data.batch_size instead, or train without SAM"
+            )
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}

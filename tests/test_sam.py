@@ -96,3 +96,12 @@ def test_a_run_trains_with_sam_on_one_blend_per_batch_counted_once(synthetic_roo
     for first, second in zip(training_inputs[::2], training_inputs[1::2], strict=True):
         assert torch.equal(first, second)  # the ascent pass sees the step's own blend
     assert module.train_images_seen.item() == 7 * 13  # each training image once per epoch
+
+
+def test_gradient_accumulation_is_refused_naming_both_keys(synthetic_root, tmp_path):
+    overrides = fast_overrides(
+        "cnn1", synthetic_root, *SAM_OVERRIDES, "+trainer.accumulate_grad_batches=2"
+    )
+    datamodule, module, trainer = build(compose_config(overrides, tmp_path))
+    with pytest.raises(UserError, match=r"trainer.accumulate_grad_batches=2 .*data.batch_size"):
+        trainer.fit(module, datamodule=datamodule)
