@@ -236,7 +236,8 @@ class EmotionClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
-        accumulate = self.trainer.accumulate_grad_batches
+        # The benchmark's plain loop builds the optimizer without a Trainer.
+        accumulate = 1 if self._trainer is None else self._trainer.accumulate_grad_batches
         if isinstance(optimizer, SAM) and accumulate > 1:
             # SAM's second pass re-runs only the step's last batch, on the summed gradients.
             raise UserError(
