@@ -5,6 +5,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from mer_lightning.data.augment import build_augmentation
 from mer_lightning.data.batch_augment import (
     BatchAugmentation,
     Flagged,
@@ -112,3 +113,70 @@ def test_datamodule_batch_augment_keeps_originals_and_uint8(synthetic_root):
     assert not torch.equal(out_images[batch[2]], batch[0][batch[2]])
     val = next(iter(dm.val_dataloader()))
     assert dm.on_after_batch_transfer(val, 0) is val
+
+
+def erased_boxes(before: torch.Tensor, after: torch.Tensor, value: int) -> list[tuple[int, int]]:
+    """(height, width) of the erased rectangle of each image, (0, 0) when untouched; asserts
+    the changed pixels are one solid rectangle of `value` in every channel."""
+    boxes = []
+    for image, result in zip(before, after, strict=True):
+        changed = (image != result).any(dim=0)
+        if not changed.any():
+            boxes.append((0, 0))
+            continue
+        rows, cols = changed.any(dim=1).nonzero()[:, 0], changed.any(dim=0).nonzero()[:, 0]
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        assert changed[top:bottom, left:right].all()
+        assert (result[:, top:bottom, left:right] == value).all()
+        boxes.append((int(bottom - top), int(right - left)))
+    return boxes
+
+
+def test_erasing_blanks_one_rectangle_of_the_configured_size_and_fill():
+    torch.manual_seed(0)
+    batch = torch.randint(0, 100, (400, 3, 40, 40), dtype=torch.uint8)  # never the fill
+    augmentation = build_batch_augmentation(
+        {"erasing": {"enabled": True, "p": 1.0, "scale": [0.05, 0.2], "value": 200}}, 40
+    )
+    boxes = erased_boxes(batch, augmentation(batch), 200)
+    areas = torch.tensor([h * w / 1600 for h, w in boxes])
+    assert areas.min() > 0.03 and areas.max() < 0.23  # scale, give or take rounding h and w
+    aspects = torch.tensor([h / w for h, w in boxes])
+    assert aspects.min() < 0.6 and aspects.max() > 1.6  # ratio spans (0.3, 3.3)
+    assert len({(h, w) for h, w in boxes}) > 50  # a new rectangle per image
+
+
+def test_erasing_matches_torchvision_random_erasing_in_distribution():
+    """Erased share and box area as v2.RandomErasing draws them, per-sample, same config."""
+    config = {"erasing": {"enabled": True, "p": 0.5}}
+    torch.manual_seed(1)
+    batch = torch.randint(0, 100, (1500, 3, 24, 24), dtype=torch.uint8)
+    ours = erased_boxes(batch, build_batch_augmentation(config, 24)(batch), 128)
+    transform = build_augmentation(config, 24)
+    theirs = erased_boxes(batch, torch.stack([transform(image) for image in batch]), 128)
+
+    def share_and_mean_area(boxes):
+        areas = torch.tensor([h * w for h, w in boxes if h], dtype=torch.float)
+        return len(areas) / len(boxes), float(areas.mean()) / 576
+
+    (share, area), (ref_share, ref_area) = share_and_mean_area(ours), share_and_mean_area(theirs)
+    assert abs(share - ref_share) < 0.06 and abs(share - 0.5) < 0.06
+    assert abs(area - ref_area) < 0.02  # both near the mean of U(0.02, 0.33), 0.175
+
+
+def test_erasing_off_by_default_and_bad_values_name_their_key():
+    assert build_batch_augmentation({"erasing": {"enabled": False}}, 12) is None
+    batch = images().to(torch.uint8)
+    never = build_batch_augmentation({"erasing": {"enabled": True, "p": 0.0}}, 12)
+    assert torch.equal(never(batch), batch)
+    for key, value, match in [
+        ("scale", [0.5, 1.2], r"erasing\.scale=\[0\.5, 1\.2\]"),
+        ("ratio", [2.0, 1.0], r"erasing\.ratio=\[2\.0, 1\.0\]"),
+        ("p", 1.5, r"erasing\.p=1\.5"),
+        ("value", 300, r"erasing\.value=300"),
+    ]:
+        erasing = {"enabled": True, key: value}
+        with pytest.raises(UserError, match=match):
+            build_batch_augmentation({"erasing": erasing}, 12)
+        with pytest.raises(UserError, match=match):
+            build_augmentation({"erasing": erasing}, 12)

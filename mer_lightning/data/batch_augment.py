@@ -10,7 +10,9 @@ parameters, drawn from the same distributions as the per-sample pipeline in `aug
 - hflip: mirror with probability p (RandomHorizontalFlip);
 - blur: with probability p, a k x k Gaussian with sigma ~ U(sigma) (GaussianBlur);
 - rotation: angle ~ U(-degrees, degrees) about the centre, nearest pixel, black fill
-  (RandomRotation's defaults).
+  (RandomRotation's defaults);
+- erasing: with probability p, a rectangle of area ~ U(scale) of the image and log aspect
+  ratio ~ U(log ratio) filled with `value`, up to 10 draws until one fits (RandomErasing).
 
 Crop and flip are one gather of source pixels, exact on uint8; rotation is a second gather
 (nearest neighbour, as torchvision's default); only the blurred images go through float.
@@ -25,6 +27,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from mer_lightning.data.augment import erasing_options
 from mer_lightning.errors import UserError
 
 PADDING_MODES = ("constant", "edge", "reflect", "symmetric")  # RandomCrop's, fill 0
@@ -32,7 +35,7 @@ PADDING_MODES = ("constant", "edge", "reflect", "symmetric")  # RandomCrop's, fi
 
 @dataclass(frozen=True)
 class BatchAugmentation:
-    """Random crop, flip, blur and rotation of uint8 (N, C, S, S) batches; None = off."""
+    """Random crop, flip, blur, rotation and erasing of uint8 (N, C, S, S) batches; None = off."""
 
     image_size: int
     crop_padding: int | None = None
@@ -42,6 +45,10 @@ class BatchAugmentation:
     blur_kernel: int = 3
     blur_sigma: tuple[float, float] = (0.1, 1.0)
     rotation_degrees: float | None = None
+    erasing_p: float | None = None
+    erasing_scale: tuple[float, float] = (0.02, 0.33)
+    erasing_ratio: tuple[float, float] = (0.3, 3.3)
+    erasing_value: int = 128
 
     def __call__(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Augmented copy of `images`; with a bool `mask`, only the images where it is true."""
@@ -60,6 +67,8 @@ class BatchAugmentation:
             images = self.blur(images)
         if self.rotation_degrees is not None:
             images = self.rotate(images)
+        if self.erasing_p is not None:
+            images = self.erase(images)
         return images
 
     def crop_and_flip(self, images: torch.Tensor) -> torch.Tensor:
@@ -134,6 +143,31 @@ class BatchAugmentation:
         out = flat.gather(2, index[:, None, :].expand(n, channels, height * width))
         return out.view(n, channels, height, width)
 
+    def erase(self, images: torch.Tensor) -> torch.Tensor:
+        """Fill one random rectangle per chosen image with `erasing_value` (Random Erasing,
+        Zhong et al.): the face must be told from what is left of it."""
+        n, _, height, width = images.shape
+        device = images.device
+        tries = 10  # RandomErasing's draws before it gives up on an image
+        area = height * width * torch.empty(n, tries, device=device).uniform_(*self.erasing_scale)
+        log_low, log_high = (math.log(r) for r in self.erasing_ratio)
+        aspect = torch.empty(n, tries, device=device).uniform_(log_low, log_high).exp_()
+        box_h = (area * aspect).sqrt_().round_().long()
+        box_w = (area / aspect).sqrt_().round_().long()
+        fits = (box_h < height) & (box_w < width)
+        first = fits.int().argmax(dim=1, keepdim=True)  # the first draw that fits, as torchvision
+        box_h, box_w = box_h.gather(1, first)[:, 0], box_w.gather(1, first)[:, 0]
+        chosen = (torch.rand(n, device=device) < self.erasing_p) & fits.any(dim=1)
+        top = (torch.rand(n, device=device) * (height - box_h + 1)).long()
+        left = (torch.rand(n, device=device) * (width - box_w + 1)).long()
+        rows = torch.arange(height, device=device)[None, :]
+        cols = torch.arange(width, device=device)[None, :]
+        in_rows = (rows >= top[:, None]) & (rows < (top + box_h)[:, None])
+        in_cols = (cols >= left[:, None]) & (cols < (left + box_w)[:, None])
+        box = in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]
+        fill = torch.tensor(self.erasing_value, dtype=images.dtype, device=device)
+        return torch.where(box[:, None], fill, images)
+
 
 def _pad_index(index: torch.Tensor, size: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Map indices of a padded axis back into [0, size) the way torchvision's padding modes
@@ -166,8 +200,8 @@ def build_batch_augmentation(
         return step if step.get("enabled", False) else None
 
     crop, hflip = enabled("crop"), enabled("hflip")
-    blur, rotation = enabled("blur"), enabled("rotation")
-    if not any((crop, hflip, blur, rotation)):
+    blur, rotation, erasing = enabled("blur"), enabled("rotation"), enabled("erasing")
+    if not any((crop, hflip, blur, rotation, erasing)):
         return None
     mode = crop.get("padding_mode", "reflect") if crop else "reflect"
     if mode not in PADDING_MODES:
@@ -183,6 +217,7 @@ def build_batch_augmentation(
         blur_kernel=int(blur["kernel_size"]) if blur else 3,
         blur_sigma=tuple(float(s) for s in blur["sigma"]) if blur else (0.1, 1.0),
         rotation_degrees=float(rotation["degrees"]) if rotation else None,
+        **({f"erasing_{k}": v for k, v in erasing_options(erasing).items()} if erasing else {}),
     )
 
 
