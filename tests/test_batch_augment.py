@@ -174,6 +174,7 @@ def test_erasing_off_by_default_and_bad_values_name_their_key():
         ("ratio", [2.0, 1.0], r"erasing\.ratio=\[2\.0, 1\.0\]"),
         ("p", 1.5, r"erasing\.p=1\.5"),
         ("value", 300, r"erasing\.value=300"),
+        ("scale", 0.2, r"erasing\.scale=0\.2 must be a \[low, high\] pair"),
     ]:
         erasing = {"enabled": True, key: value}
         with pytest.raises(UserError, match=match):
