@@ -204,7 +204,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = _best_checkpoint_callback(trainer)
     best = (checkpoint.best_model_path if checkpoint else "") or None
     results: dict[str, float] = {}
-    validated = trainer.limit_val_batches != 0
+    # fast_dev_run sets limit_val_batches to 1 even in a refit, which has no val split.
+    validated = refit.validates(cfg) and trainer.limit_val_batches != 0
     if validated:
         results.update(
             trainer.validate(module, datamodule=datamodule, ckpt_path=best, weights_only=True)[0]

@@ -43,6 +43,20 @@ def test_a_refit_trains_on_every_image_and_tests_its_final_epoch(refit_run):
     assert predicted["test"].accuracy() == pytest.approx(metrics["test_acc"])
 
 
+def test_a_refit_smoke_run_with_fast_dev_run_tests_without_val(synthetic_root, tmp_path):
+    """+trainer.fast_dev_run=true, the usual check of a command before a long run, turns
+    validation back on; a refit has no val split to run it on, and must not crash over it."""
+    run_dir = train_run(
+        tmp_path / "run",
+        "cnn1",
+        synthetic_root,
+        "data.val_fraction=0",
+        "+trainer.fast_dev_run=true",
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val_acc"] is None and 0.0 <= metrics["test_acc"] <= 1.0
+
+
 @pytest.mark.slow
 def test_a_refit_is_tested_again_without_val(refit_run):
     assert evaluate_main([str(refit_run), "module.tta_hflip=true"]) == 0
