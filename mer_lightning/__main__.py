@@ -15,10 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mer_lightning.config import CONFIG_DIR
-from mer_lightning.console import print_user_error
-from mer_lightning.errors import UserError
-from mer_lightning.failures import write_failure
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.config import CONFIG_DIR
+from mer_lightning.runs.console import print_user_error
+from mer_lightning.runs.failures import write_failure
 
 log = logging.getLogger(__name__)
 # Strategies whose extra processes Lightning starts by re-running the command line.

@@ -29,14 +29,14 @@ from rich.console import Console
 from rich.table import Table
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mer_lightning import reports
-from mer_lightning.config import output_name
-from mer_lightning.console import exit_on_user_error
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.metrics import classification_metrics
+from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.core.predictions import SplitPredictions, read_predictions, write_csv
 from mer_lightning.evaluate import finished_runs, keeps_val_split
-from mer_lightning.metrics import classification_metrics
-from mer_lightning.predictions import FILE as PREDICTIONS_FILE
-from mer_lightning.predictions import SplitPredictions, read_predictions, write_csv
+from mer_lightning.runs import reports
+from mer_lightning.runs.config import output_name
+from mer_lightning.runs.console import exit_on_user_error
 from mer_lightning.train import write_test_reports
 
 log = logging.getLogger(__name__)

@@ -24,13 +24,13 @@ from omegaconf import open_dict
 from rich.console import Console
 from rich.table import Table
 
-from mer_lightning import reports
-from mer_lightning.checkpoint import check_matches
-from mer_lightning.config import output_name, recompose_run_config
-from mer_lightning.console import exit_on_user_error
-from mer_lightning.errors import UserError
-from mer_lightning.predictions import FILE as PREDICTIONS_FILE
-from mer_lightning.predictions import write_predictions
+from mer_lightning.core.checkpoint import check_matches
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.core.predictions import write_predictions
+from mer_lightning.runs import reports
+from mer_lightning.runs.config import output_name, recompose_run_config
+from mer_lightning.runs.console import exit_on_user_error
 from mer_lightning.train import build, end_weight_averaging, write_test_reports
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,9 @@
-"""`python -m mer_lightning.export ckpt=PATH format=onnx|torchscript`: the net for other runtimes.
+"""`python -m mer_lightning.export ckpt=PATH format=onnx|torchscript|shipped`: the net for other
+runtimes, or the model that ships with the package.
+
+format=shipped writes the half-precision model file and its model card into the package
+(mer_lightning/predict/model/, or `ship_dir`), where `python -m mer_lightning.predict` without
+ckpt= finds it; see mer_lightning/predict/shipped.py.
 
 The exported model is the bare net: it takes normalised float32 RGB images (N, 3, S, S)
 and returns class logits. The preprocessing it expects (image size, mean, std, class
@@ -17,14 +22,15 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mer_lightning.checkpoint import LoadedModel, load_checkpoint
-from mer_lightning.config import CONFIG_DIR
-from mer_lightning.console import exit_on_user_error
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.config import CONFIG_DIR
+from mer_lightning.runs.console import exit_on_user_error
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+SHIPPED = "shipped"
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 METADATA_KEY = "mer_lightning.preprocessing"
 CHECK_BATCH = 4
@@ -36,9 +42,11 @@ def preprocessing(model: LoadedModel) -> dict[str, Any]:
     return {
         "input": f"float32 tensor named '{INPUT_NAME}', shape (N, 3, {size}, {size}), NCHW",
         "steps": [
-            "crop the face (Haar cascade box grown by a margin) or take the whole image",
-            "optionally enhance its contrast as `python -m mer_lightning.predict` does",
-            f"resize to {size}x{size}, channels in RGB order",
+            "crop the face with MediaPipe's short-range BlazeFace box, no margin, as the "
+            "training faces were cut (or take the whole image of a face crop)",
+            "no contrast enhancement (the training faces had none)",
+            f"resize to 80x80 (bilinear), as the dataset's crops were, then to {size}x{size}; "
+            "channels in RGB order",
             "scale pixels to [0, 1] (divide by 255)",
             "subtract mean and divide by std, per channel",
         ],
@@ -128,7 +136,7 @@ def run_exported(path: Path, batch: torch.Tensor) -> torch.Tensor:
 def export(model: LoadedModel, fmt: str, out_dir: Path, opset: int = 17) -> Path:
     """Write the model in `fmt` plus preprocessing.json into `out_dir`; returns the model file."""
     if fmt not in FORMATS:
-        raise UserError(f"format={fmt} is not one of {list(FORMATS)}; e.g. format=onnx")
+        raise UserError(f"format={fmt} is not one of {[*FORMATS, SHIPPED]}; e.g. format=onnx")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / FORMATS[fmt]
     if fmt == "onnx":
@@ -171,6 +179,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Export cfg.ckpt in cfg.format into the run dir, then check it against PyTorch."""
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise UserError("ckpt is required: python -m mer_lightning.export ckpt=PATH format=onnx")
+    if str(cfg.format) == SHIPPED:
+        from mer_lightning.predict.shipped import SHIPPED_DIR, ship
+
+        ship_dir = cfg.get("ship_dir")
+        summary = ship(cfg.ckpt, Path(str(ship_dir)).expanduser() if ship_dir else SHIPPED_DIR)
+        log.info("shipped %s: %s", cfg.ckpt, summary)
+        return summary
     model = load_checkpoint(cfg.ckpt)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     path = export(model, str(cfg.format), out_dir, int(cfg.opset))

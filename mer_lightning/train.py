@@ -15,20 +15,21 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from mer_lightning import refit, reports, resume
-from mer_lightning.checkpoint import check_matches
-from mer_lightning.class_weights import resolve_class_weights
-from mer_lightning.config import run_identity
-from mer_lightning.console import print_config_tree
-from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.distill import load_distillation
-from mer_lightning.history import EpochHistory
-from mer_lightning.models import build_net, net_config
-from mer_lightning.module import EmotionClassifier, TrainingDiverged
-from mer_lightning.predictions import FILE as PREDICTIONS_FILE
-from mer_lightning.predictions import write_predictions
-from mer_lightning.speed import resolve_precision
-from mer_lightning.validate import validate
+from mer_lightning.core.checkpoint import check_matches
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.models import build_net, net_config
+from mer_lightning.core.module import EmotionClassifier, TrainingDiverged
+from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.core.predictions import write_predictions
+from mer_lightning.recipes import refit
+from mer_lightning.recipes.class_weights import resolve_class_weights
+from mer_lightning.recipes.distill import load_distillation
+from mer_lightning.runs import reports, resume
+from mer_lightning.runs.config import run_identity
+from mer_lightning.runs.console import print_config_tree
+from mer_lightning.runs.history import EpochHistory
+from mer_lightning.runs.precision import resolve_precision
+from mer_lightning.runs.validate import validate
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from mer_lightning.console import exit_on_user_error
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.console import exit_on_user_error
 
 SQLITE = "sqlite:///"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from mer_lightning.config import compose_run_config as compose_config  # noqa: F401
-from mer_lightning.models import build_net, net_config
-from mer_lightning.module import EmotionClassifier
+from mer_lightning.core.models import build_net, net_config
+from mer_lightning.core.module import EmotionClassifier
+from mer_lightning.runs.config import compose_run_config as compose_config  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def train_run(run_dir: Path, model: str, data_root: Path, *extra: str) -> Path:
 TINY_SIZE = 16
 TINY_ARCH = net_config(
     {
-        "_target_": "mer_lightning.models.cnn.BlockCNN",
+        "_target_": "mer_lightning.core.models.cnn.BlockCNN",
         "channels": [4],
         "convs_per_block": 1,
         "hidden": [8],

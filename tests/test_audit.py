@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from mer_lightning.audit import scan
-from mer_lightning.audit.report import dedup_drops
-from mer_lightning.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.data.audit import dedup_drops
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
 from mer_lightning.train import run
 from tests.data_faults import CONVERTIBLE, copy_dataset, write_bad_files, write_duplicates
 from tests.helpers import compose_config, fast_overrides

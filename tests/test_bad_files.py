@@ -6,9 +6,9 @@ import logging
 import pytest
 import torch
 
-from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.data.images import inspect_file, read_image
-from mer_lightning.errors import UserError
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.data.images import inspect_file, read_image
+from mer_lightning.core.errors import UserError
 from mer_lightning.train import run
 from tests.data_faults import CONVERTIBLE, UNREADABLE, copy_dataset, write_bad_files
 from tests.helpers import compose_config, fast_overrides

@@ -5,15 +5,15 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from mer_lightning.data.augment import build_augmentation
-from mer_lightning.data.batch_augment import (
+from mer_lightning.core.data.augment import build_augmentation
+from mer_lightning.core.data.batch_augment import (
     BatchAugmentation,
     Flagged,
     augment_batch,
     build_batch_augmentation,
 )
-from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.errors import UserError
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.errors import UserError
 
 ALL_ON = {
     "crop": {"enabled": True, "padding": 4, "padding_mode": "reflect"},

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 from torchvision.transforms import v2
 
-from mer_lightning.module import EmotionClassifier
+from mer_lightning.core.module import EmotionClassifier
 from mer_lightning.train import build
 from tests.helpers import compose_config, fast_overrides, tiny_classifier, tiny_faces
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mer_lightning.class_weights import resolve_class_weights
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
+from mer_lightning.recipes.class_weights import resolve_class_weights
 
 COUNTS = torch.tensor([100, 25])  # a common and a rare class
 NAMES = ["happiness", "fear"]

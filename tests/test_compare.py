@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from mer_lightning.compare import build_report
 from mer_lightning.compare.__main__ import main as compare_main
 from mer_lightning.compare.plot import comparison_figure
-from mer_lightning.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
-from mer_lightning.hydra_callbacks import ComparisonReport
+from mer_lightning.runs.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
+from mer_lightning.runs.hydra_callbacks import ComparisonReport
 from tests.helpers import CLASSES, compose_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -500,7 +500,7 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
 
 def test_local_ddp_is_refused_inside_a_multirun(tmp_path, monkeypatch):
     from mer_lightning.__main__ import check_no_relaunch_in_multirun
-    from mer_lightning.errors import UserError
+    from mer_lightning.core.errors import UserError
 
     for name in ("SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID"):
         monkeypatch.delenv(name, raising=False)

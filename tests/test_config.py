@@ -6,7 +6,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from mer_lightning.config import CONFIG_DIR
+from mer_lightning.runs.config import CONFIG_DIR
 from tests.helpers import compose_config
 
 # experiment_model is not chosen on the command line: train.yaml picks it from the experiment

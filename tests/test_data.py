@@ -6,11 +6,11 @@ import zipfile
 import pytest
 import torch
 
-from mer_lightning.data import layout
-from mer_lightning.data.augment import build_augmentation
-from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.data.images import stratified_split
-from mer_lightning.errors import UserError
+from mer_lightning.core.data import layout
+from mer_lightning.core.data.augment import build_augmentation
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.data.images import stratified_split
+from mer_lightning.core.errors import UserError
 from tests.helpers import CLASSES
 
 ALL_ON = {

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mer_lightning.checkpoint import LoadedModel, load_checkpoint
-from mer_lightning.data.normalize import channel_stats, normalize_images
-from mer_lightning.distill import Distillation
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.core.data.normalize import channel_stats, normalize_images
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models import build_net
 from mer_lightning.evaluate import main as evaluate_main
-from mer_lightning.models import build_net
+from mer_lightning.recipes.distill import Distillation
 from mer_lightning.train import build
 from tests.helpers import (
     TINY_ARCH,

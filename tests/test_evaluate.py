@@ -9,10 +9,10 @@ import lightning as L
 import pytest
 import torch
 
-from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.config import recompose_run_config
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.predictions import read_predictions
 from mer_lightning.evaluate import keeps_val_split, main
-from mer_lightning.predictions import read_predictions
+from mer_lightning.runs.config import recompose_run_config
 from mer_lightning.train import build_datamodule
 from tests.data_faults import copy_dataset, write_duplicates
 from tests.helpers import train_run

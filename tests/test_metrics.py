@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mer_lightning.metrics import classification_metrics
-from mer_lightning.reports import classification_report, per_class_table
+from mer_lightning.core.metrics import classification_metrics
+from mer_lightning.runs.reports import classification_report, per_class_table
 
 NAMES = ["anger", "fear", "happiness"]
 # true \ predicted:  anger fear happiness

@@ -8,11 +8,11 @@ from omegaconf import OmegaConf
 from torch import nn
 from torchvision.models import resnet18
 
-from mer_lightning.config import CONFIG_DIR
-from mer_lightning.errors import UserError
-from mer_lightning.models import build_net, net_config
-from mer_lightning.models.cnn import BlockCNN
-from mer_lightning.models.resnet import ResNet18Classifier, imagenet_weights_file
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models import build_net, net_config
+from mer_lightning.core.models.cnn import BlockCNN
+from mer_lightning.core.models.resnet import ResNet18Classifier, imagenet_weights_file
+from mer_lightning.runs.config import CONFIG_DIR
 
 
 def model_cfg(name: str, image_size: int = 80):

@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from mer_lightning.module import EmotionClassifier, TrainingDiverged
+from mer_lightning.core.module import EmotionClassifier, TrainingDiverged
 from mer_lightning.train import run
 from tests.helpers import compose_config, fast_overrides
 

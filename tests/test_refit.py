@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.predictions import read_predictions
 from mer_lightning.ensemble import main as ensemble_main
-from mer_lightning.errors import UserError
 from mer_lightning.evaluate import main as evaluate_main
-from mer_lightning.predictions import read_predictions
 from mer_lightning.train import build
 from tests.helpers import compose_config, fast_overrides, train_run
 

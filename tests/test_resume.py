@@ -7,10 +7,10 @@ import lightning as L
 import pytest
 import torch
 
-from mer_lightning.checkpoint import load_checkpoint
 from mer_lightning.compare.jobs import read_jobs
-from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.errors import UserError
 from mer_lightning.train import run
 from tests import resume_helpers
 from tests.helpers import CLASSES, compose_config, fast_overrides
@@ -182,7 +182,7 @@ def test_a_killed_sweep_skips_finished_jobs_and_resumes_the_rest(synthetic_root,
 
 
 CNN1_ARCH = {
-    "_target_": "mer_lightning.models.cnn.BlockCNN",
+    "_target_": "mer_lightning.core.models.cnn.BlockCNN",
     "in_channels": 3,
     "input_size": 32,
     "channels": [8, 16, 16],
@@ -214,7 +214,7 @@ def fake_checkpoint(path: Path, arch: dict, class_names: list[str], extra=None) 
     ("arch", "classes", "expected"),
     [
         (
-            {**CNN1_ARCH, "_target_": "mer_lightning.models.resnet.ResNet18Classifier"},
+            {**CNN1_ARCH, "_target_": "mer_lightning.core.models.resnet.ResNet18Classifier"},
             CLASSES,
             "it was trained as ResNet18Classifier(",
         ),

@@ -1,17 +1,17 @@
-"""mer_lightning.sam.SAM: the base optimizer steps with the gradient at the worst nearby
+"""mer_lightning.recipes.sam.SAM: the base optimizer steps with the gradient at the worst nearby
 weights, under Lightning's loop, schedulers and checkpoints."""
 
 import pytest
 import torch
 from torch import nn
 
-from mer_lightning.errors import UserError
-from mer_lightning.sam import SAM
+from mer_lightning.core.errors import UserError
+from mer_lightning.recipes.sam import SAM
 from mer_lightning.train import build
 from tests.helpers import compose_config, fast_overrides
 
 SAM_OVERRIDES = (
-    "module.optimizer._target_=mer_lightning.sam.SAM",
+    "module.optimizer._target_=mer_lightning.recipes.sam.SAM",
     "+module.optimizer.base=torch.optim.AdamW",
     "+module.optimizer.rho=0.05",
 )

@@ -246,7 +246,7 @@ def test_failed_jobs_stop_neither_the_sweep_nor_the_report(extra_conf, synthetic
     failed = md[md.index("## Jobs without results") :].splitlines()[4:]
     assert failed[0] == (
         "| 1 | model=broken | InstantiationException: Error in call to target "
-        "'mer_lightning.models.cnn.BlockCNN': IndexError('list index out of range') |"
+        "'mer_lightning.core.models.cnn.BlockCNN': IndexError('list index out of range') |"
     )
     assert (
         failed[1]

@@ -9,11 +9,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.predictions import read_predictions
 from mer_lightning.evaluate import main as evaluate_main
-from mer_lightning.predictions import read_predictions
-from mer_lightning.speed import resolve_precision
+from mer_lightning.runs.precision import resolve_precision
 from mer_lightning.train import build, run
 from tests.helpers import (
     CLASSES,
@@ -103,7 +103,8 @@ def test_cli_run_writes_into_its_hydra_run_dir(synthetic_root, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
-        "config" in result.stdout and "_target_: mer_lightning.models.cnn.BlockCNN" in result.stdout
+        "config" in result.stdout
+        and "_target_: mer_lightning.core.models.cnn.BlockCNN" in result.stdout
     )
     assert (run_dir / "metrics.json").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
 

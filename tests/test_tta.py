@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.errors import UserError
-from mer_lightning.models.tta import shifted_views
-from mer_lightning.module import EmotionClassifier
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models.tta import shifted_views
+from mer_lightning.core.module import EmotionClassifier
 from tests.helpers import TINY_SIZE, tiny_classifier, tiny_faces
 
 

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from mer_lightning.data.datamodule import MicroExpressionDataModule
-from mer_lightning.errors import UserError
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.validate import problems
 from mer_lightning.train import run
-from mer_lightning.validate import problems
 from tests.helpers import compose_config, fast_overrides
 
 BAD_VALUES = [

@@ -22,7 +22,7 @@ from hydra._internal.core_plugins import basic_sweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from mer_lightning.failures import append_compose_failure, first_line
+from mer_lightning.runs.failures import append_compose_failure, first_line
 
 log = logging.getLogger(__name__)
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"

@@ -4,6 +4,6 @@
 every training run logs the one-line summary and can drop duplicates (data.dedup=true).
 """
 
-from mer_lightning.audit.report import AuditReport, DuplicateGroup, Entry, build_report, scan
+from mer_lightning.core.data.audit import AuditReport, DuplicateGroup, Entry, build_report, scan
 
 __all__ = ["AuditReport", "DuplicateGroup", "Entry", "build_report", "scan"]

@@ -10,10 +10,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.table import Table
 
-from mer_lightning.audit.report import AuditReport, scan
-from mer_lightning.config import CONFIG_DIR
-from mer_lightning.console import exit_on_user_error
-from mer_lightning.data.layout import resolve_root
+from mer_lightning.core.data.audit import AuditReport, scan
+from mer_lightning.core.data.layout import resolve_root
+from mer_lightning.runs.config import CONFIG_DIR
+from mer_lightning.runs.console import exit_on_user_error
 
 
 def print_report(report: AuditReport, show: int, seconds: float) -> None:

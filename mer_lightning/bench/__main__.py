@@ -35,7 +35,7 @@ from mer_lightning.bench.peak import measure_peak
 from mer_lightning.bench.protocol import estimate_protocol, protocol_settings
 from mer_lightning.bench.report import print_report, write_report
 from mer_lightning.bench.variants import CONTROL, DEFAULT_VARIANTS, VARIANTS, Variant
-from mer_lightning.config import compose_run_config
+from mer_lightning.runs.config import compose_run_config
 
 MODELS = ("cnn1", "cnn2", "resnet18")
 LOG_TAIL = 30  # lines of a failed measurement's log shown in the report

@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mer_lightning.config import compose_run_config
+from mer_lightning.runs.config import compose_run_config
 from mer_lightning.train import run
 
 PRECISIONS = ("32-true", "bf16-mixed")

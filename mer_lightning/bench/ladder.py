@@ -13,7 +13,7 @@ from typing import Any
 
 from mer_lightning.bench.timing import Budget, Loop
 from mer_lightning.bench.training import plain_loop
-from mer_lightning.config import compose_run_config
+from mer_lightning.runs.config import compose_run_config
 
 
 def measure_ladder(

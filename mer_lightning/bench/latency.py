@@ -26,11 +26,11 @@ from hydra.core.global_hydra import GlobalHydra
 from rich.console import Console
 from rich.table import Table
 
-from mer_lightning.checkpoint import LoadedModel
-from mer_lightning.config import CONFIG_DIR
-from mer_lightning.models import build_net, net_config
+from mer_lightning.core.checkpoint import LoadedModel
+from mer_lightning.core.models import build_net, net_config
 from mer_lightning.predict.faces import FaceDetector, enhance, to_model_input
 from mer_lightning.predict.pipeline import FacePredictor
+from mer_lightning.runs.config import CONFIG_DIR
 
 MODELS = ("cnn1", "cnn2", "resnet18")
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")

@@ -28,10 +28,10 @@ from mer_lightning.bench.training import (
     plain_loop,
     trainer_throughput,
 )
-from mer_lightning.config import compose_run_config
-from mer_lightning.data.layout import class_names, list_split, resolve_root
-from mer_lightning.models import build_net, net_config
-from mer_lightning.speed import resolve_precision, target_device
+from mer_lightning.core.data.layout import class_names, list_split, resolve_root
+from mer_lightning.core.models import build_net, net_config
+from mer_lightning.runs.config import compose_run_config
+from mer_lightning.runs.precision import resolve_precision, target_device
 
 TASKS = ("trainer", "pipeline", "inference", "plain", "reference", "flops", "kernels")
 

@@ -25,7 +25,7 @@ from mer_lightning.compare.jobs import FAILED, NO_RESULT, Job, read_jobs
 from mer_lightning.compare.plot import comparison_figure
 from mer_lightning.compare.summary import Group, class_names, group_jobs
 from mer_lightning.compare.table import markdown, print_tables, write_csv
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 REPORT_FILES = ("comparison.md", "comparison.csv", "comparison.png")
 

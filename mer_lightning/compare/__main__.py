@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mer_lightning.compare import build_report
 from mer_lightning.compare.publish import publish
-from mer_lightning.console import print_user_error
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.console import print_user_error
 
 
 def main(argv: list[str] | None = None) -> int:

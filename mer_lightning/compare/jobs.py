@@ -22,9 +22,9 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from mer_lightning.distill import KEY as TEACHERS_KEY
-from mer_lightning.distill import teacher_run_dir
-from mer_lightning.failures import FAILURE_FILE, read_compose_failures
+from mer_lightning.recipes.distill import KEY as TEACHERS_KEY
+from mer_lightning.recipes.distill import teacher_run_dir
+from mer_lightning.runs.failures import FAILURE_FILE, read_compose_failures
 
 COMPLETED, FAILED, NO_RESULT = "completed", "failed", "no result"
 NO_RESULT_ERROR = "no metrics.json and no failure.json: still running, or killed (time, memory)"

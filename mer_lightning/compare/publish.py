@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from mer_lightning.compare import REPORT_FILES, Comparison
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 JOB_FILES = ("classification_report.txt", "confusion_matrix.png", "metrics.json", "predictions.csv")
 ENSEMBLE_FILES = (*JOB_FILES, "ensemble.md")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mer_lightning.compare.jobs import Job
-from mer_lightning.config import AS_TRAINED
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.config import AS_TRAINED
 
 SEED_KEY = "seed"
 

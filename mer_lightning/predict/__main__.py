@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from mer_lightning.config import CONFIG_DIR
-from mer_lightning.console import exit_on_user_error
+from mer_lightning.runs.config import CONFIG_DIR
+from mer_lightning.runs.console import exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")

@@ -1,7 +1,9 @@
-"""Find faces with OpenCV's Haar cascade, then crop, enhance and resize them for the model.
+"""Find faces, then crop, enhance and resize them for the model.
 
-Images here are OpenCV's: numpy uint8 arrays (H, W, 3) in BGR order. Only `to_model_input`
-turns a face into the RGB tensor layout the model was trained on.
+Two detectors: MediaPipe's short-range BlazeFace (the default, `blazeface.py`), the model the
+dataset's author cut every training face with, and OpenCV's Haar cascade (`haar`), the
+paper's. Images here are OpenCV's: numpy uint8 arrays (H, W, 3) in BGR order. Only
+`to_model_input` turns faces into the RGB tensor layout the model was trained on.
 """
 
 from collections.abc import Mapping
@@ -12,8 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 ENHANCE_METHODS = ("equalize", "clahe", "stretch")
 
@@ -62,7 +65,7 @@ def cascade_file(name: str) -> Path:
     )
 
 
-class FaceDetector:
+class HaarDetector:
     """OpenCV's Haar cascade over a histogram-equalised grey copy of the image."""
 
     def __init__(
@@ -123,12 +126,51 @@ def enhance(face: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
     return cv2.cvtColor(cv2.merge((luma, red_diff, blue_diff)), cv2.COLOR_YCrCb2BGR)
 
 
-def to_model_input(faces: list[np.ndarray], image_size: int) -> torch.Tensor:
-    """BGR faces of any size -> one uint8 RGB batch (N, 3, S, S) at the model's input size."""
+def to_model_input(
+    faces: list[np.ndarray], image_size: int, dataset_size: int | None = None
+) -> torch.Tensor:
+    """BGR faces of any size -> one uint8 RGB batch (N, 3, S, S) at the model's input size.
+
+    With `dataset_size` (80 for the Kaggle set) each face takes the road a training face took:
+    cv2.resize to dataset_size x dataset_size with its default bilinear interpolation, as the
+    dataset's author did, then, if the model reads another size, PIL's bilinear resize, as the
+    training loader does. Without it the face is resized straight to the model's input.
+    """
     resized = []
     for face in faces:
-        shrinking = face.shape[0] > image_size or face.shape[1] > image_size
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        square = cv2.resize(face, (image_size, image_size), interpolation=interpolation)
-        resized.append(cv2.cvtColor(square, cv2.COLOR_BGR2RGB))
+        if dataset_size:
+            square = cv2.resize(face, (dataset_size, dataset_size))
+            rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+            if dataset_size != image_size:
+                size = (image_size, image_size)
+                rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        else:
+            shrinking = face.shape[0] > image_size or face.shape[1] > image_size
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            square = cv2.resize(face, (image_size, image_size), interpolation=interpolation)
+            rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+        resized.append(rgb)
     return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous()
+
+
+DETECTORS = ("blazeface", "haar")
+
+
+def build_detector(settings: Mapping[str, Any]):
+    """The detector `faces.detector` names, configured by the other faces.* keys, or None when
+    faces.detect is false. Both kinds offer `detect(image) -> list[Box]`, largest first."""
+    if not settings.get("detect", True):
+        return None
+    kind = settings.get("detector", "blazeface")
+    if kind == "blazeface":
+        from mer_lightning.predict.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(float(settings.get("min_confidence", 0.5)))
+    if kind == "haar":
+        return HaarDetector(
+            settings.get("cascade", "haarcascade_frontalface_default.xml"),
+            float(settings.get("scale_factor", 1.1)),
+            int(settings.get("min_neighbors", 5)),
+            int(settings.get("min_size", 30)),
+        )
+    raise UserError(f"faces.detector={kind} is not one of {list(DETECTORS)}")

@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 
 class UnreadableImage(Exception):

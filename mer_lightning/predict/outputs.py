@@ -1,4 +1,5 @@
-"""What a prediction run leaves behind: a rich table, predictions.{csv,json}, annotated images."""
+"""What a prediction run leaves behind: a rich table, predictions.{csv,json}, frames.csv,
+probability-over-time plots and annotated images."""
 
 import csv
 import json
@@ -23,6 +24,14 @@ BASE_COLUMNS = ("file", "face", "face_detected", "x", "y", "width", "height")
 def csv_columns(class_names: Sequence[str]) -> list[str]:
     """The CSV header: file and face box, the predicted class, then one probability per class."""
     return [*BASE_COLUMNS, "predicted", "confidence", *(f"p_{name}" for name in class_names)]
+
+
+FRAME_COLUMNS = ("file", "frame", "time_s")
+
+
+def frame_columns(class_names: Sequence[str]) -> list[str]:
+    """frames.csv's header: the file, the frame's index and time, then as predictions.csv."""
+    return [*FRAME_COLUMNS, *csv_columns(class_names)[1:]]
 
 
 def csv_row(prediction: FacePrediction, class_names: Sequence[str]) -> list[Any]:
@@ -50,6 +59,55 @@ def write_csv(
         writer = csv.writer(handle)
         writer.writerow(csv_columns(class_names))
         writer.writerows(csv_row(p, class_names) for p in predictions)
+
+
+def write_frames_csv(
+    path: Path, predictions: Sequence[FacePrediction], class_names: Sequence[str]
+) -> None:
+    """frames.csv: one row per face per predicted video or camera frame, with its time."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(frame_columns(class_names))
+        for p in predictions:
+            time = round(p.time, 4) if p.time is not None else ""
+            writer.writerow([p.file, p.frame, time, *csv_row(p, class_names)[1:]])
+
+
+def probability_plot(
+    path: Path, title: str, predictions: Sequence[FacePrediction], class_names: Sequence[str]
+) -> Path:
+    """A PNG of each class's probability over time for the largest face of each frame.
+
+    Frames whose largest face is absent leave a gap, not a line through them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_frame: dict[int, FacePrediction] = {}
+    times: dict[int, float] = {}
+    for p in predictions:
+        if p.frame is not None and p.face == 0:
+            by_frame[p.frame] = p
+        if p.frame is not None and p.time is not None:
+            times[p.frame] = p.time
+    frames = sorted(by_frame)
+    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
+    for name in class_names:
+        ax.plot(
+            [times.get(f, f) for f in frames],
+            [by_frame[f].probabilities[name] for f in frames],
+            label=name,
+            marker="." if len(frames) < 50 else None,
+        )
+    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def json_record(prediction: FacePrediction) -> dict[str, Any]:
@@ -86,19 +144,25 @@ def print_report(
     skipped: Sequence[tuple[str, str]],
     max_rows: int,
     console: Console | None = None,
+    notes: Sequence[str] = (),
 ) -> None:
-    """A table of predictions (the first `max_rows`), then the skipped files."""
+    """A table of predictions (the first `max_rows`), then the skipped files and `notes`
+    (one line each, e.g. a video's frames without a face)."""
     console = console or Console()
     table = Table(title="Predicted emotions", show_lines=False)
-    for column, justify in (("file", "left"), ("face", "right"), ("box x,y,w,h", "right")):
+    timed = any(p.time is not None for p in predictions[:max_rows])
+    columns = [("file", "left"), ("time s", "right")] if timed else [("file", "left")]
+    for column, justify in (*columns, ("face", "right"), ("box x,y,w,h", "right")):
         table.add_column(column, justify=justify, overflow="fold")
     table.add_column("emotion")
     table.add_column("probability", justify="right")
     for prediction in predictions[:max_rows]:
         box = prediction.box
         face = str(prediction.face) if prediction.face_detected else "[yellow]none"
+        time = [f"{prediction.time:.2f}" if prediction.time is not None else ""] if timed else []
         table.add_row(
             prediction.file,
+            *time,
             face,
             f"{box.x},{box.y},{box.width},{box.height}",
             f"[bold]{prediction.label}",
@@ -113,6 +177,8 @@ def print_report(
     console.print(table)
     for file, reason in skipped:
         console.print(f"[yellow]skipped[/] {file}: {reason}", highlight=False)
+    for note in notes:
+        console.print(f"[yellow]note[/] {note}", highlight=False)
 
 
 def annotate(image: np.ndarray, predictions: Sequence[FacePrediction]) -> np.ndarray:

@@ -1,14 +1,20 @@
-"""One image in, one prediction per face out: detect, crop with a margin, enhance, classify."""
+"""One image in, one prediction per face out: detect, crop as the training faces were, classify."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from mer_lightning.checkpoint import LoadedModel
-from mer_lightning.errors import UserError
-from mer_lightning.predict.faces import Box, FaceDetector, enhance, to_model_input
+from mer_lightning.core.checkpoint import LoadedModel
+from mer_lightning.core.errors import UserError
+from mer_lightning.predict.faces import Box, enhance, to_model_input
+
+
+class Detector(Protocol):
+    """What the pipeline needs of a face detector (BlazeFace, Haar, or a test's stand-in)."""
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class FacePrediction:
     box: Box  # the detected face, before the margin; the whole image when none was found
     label: str
     probabilities: dict[str, float] = field(default_factory=dict)
+    frame: int | None = None  # index of the video or camera frame; None for a photo
+    time: float | None = None  # seconds from the start of the video or camera session
 
     @property
     def confidence(self) -> float:
@@ -29,31 +37,55 @@ class FacePrediction:
 
 
 class FacePredictor:
-    """The prediction pipeline of the paper's Figures 7-13, shared by photos and the webcam."""
+    """The prediction pipeline of the paper's Figures 7-13, shared by photos, videos, the webcam
+    and the app.
+
+    The defaults reproduce the dataset's crops: the detector's box as it is (`margin` 0), no
+    enhancement, faces whose crop is under `min_crop` pixels high left out (the dataset
+    dropped them), the crop resized to `dataset_size` (80) and from there to the model input.
+    """
 
     def __init__(
         self,
         model: LoadedModel,
-        detector: FaceDetector | None,
-        margin: float = 0.2,
+        detector: Detector | None,
+        margin: float = 0.0,
         enhance_settings: Mapping[str, Any] | None = None,
+        min_crop: int = 0,
+        dataset_size: int | None = None,
     ) -> None:
         if margin < 0:
             raise UserError(f"faces.margin={margin} must be >= 0 (a share of the face side)")
+        if min_crop < 0:
+            raise UserError(f"faces.min_crop={min_crop} must be >= 0 (pixels; 0 keeps every face)")
+        if dataset_size is not None and dataset_size < 1:
+            raise UserError(f"faces.dataset_size={dataset_size} must be a side in pixels or null")
         self.model = model
         self.detector = detector
         self.margin = margin
         self.enhance_settings = dict(enhance_settings or {"enabled": False})
+        self.min_crop = min_crop
+        self.dataset_size = dataset_size
+
+    def find_faces(self, image: np.ndarray) -> list[Box]:
+        """The detected faces whose crop (margin included) is at least min_crop pixels high."""
+        boxes = self.detector.detect(image) if self.detector is not None else []
+        return [b for b in boxes if b.expand(self.margin, image.shape).height >= self.min_crop]
 
     def predict(
-        self, image: np.ndarray, file: str, whole_if_no_face: bool = True
+        self,
+        image: np.ndarray,
+        file: str,
+        whole_if_no_face: bool = True,
+        frame: int | None = None,
+        time: float | None = None,
     ) -> list[FacePrediction]:
-        """Predictions for every face in a BGR image.
+        """Predictions for every face in a BGR image (a video frame: its index and time).
 
         With no face found (or detection switched off), the whole image is classified when
         `whole_if_no_face`, since the dataset's own images are already tight face crops.
         """
-        boxes = self.detector.detect(image) if self.detector is not None else []
+        boxes = self.find_faces(image)
         detected = bool(boxes)
         if not detected:
             if not whole_if_no_face:
@@ -64,7 +96,8 @@ class FacePredictor:
             enhance(box.expand(margin, image.shape).crop(image), self.enhance_settings)
             for box in boxes
         ]
-        probabilities = self.model.predict_proba(to_model_input(crops, self.model.image_size))
+        batch = to_model_input(crops, self.model.image_size, self.dataset_size)
+        probabilities = self.model.predict_proba(batch)
         names = self.model.class_names
         return [
             FacePrediction(
@@ -74,6 +107,8 @@ class FacePredictor:
                 box=box,
                 label=names[int(row.argmax())],
                 probabilities={name: float(p) for name, p in zip(names, row, strict=True)},
+                frame=frame,
+                time=time,
             )
             for index, (box, row) in enumerate(zip(boxes, probabilities, strict=True))
         ]

@@ -1,7 +1,9 @@
 """Live prediction on a webcam: the emotion over each face; space saves the frame, q quits.
 
-Needs OpenCV's GUI build (the `webcam` extra, opencv-python) and a display; without either,
-or without a camera, it stops with a UserError that says what to do.
+The frames come through the same loop as a video file's (video.frame_loop), so every
+predicted frame also becomes rows of frames.csv with its time since the start. Needs
+OpenCV's GUI build (the `webcam` extra, opencv-python) and a display; without either, or
+without a camera, it stops with a UserError that says what to do.
 """
 
 import dataclasses
@@ -9,15 +11,18 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 from mer_lightning.predict.outputs import annotate, save_annotated
 from mer_lightning.predict.pipeline import FacePrediction, FacePredictor
+from mer_lightning.predict.video import frame_loop
 
 log = logging.getLogger(__name__)
 
@@ -66,39 +71,56 @@ def open_camera(index: int) -> cv2.VideoCapture:
     return camera
 
 
+@dataclass
+class WebcamSession:
+    """What a webcam session gave: the captured frames' faces and every predicted frame's."""
+
+    captured: list[FacePrediction] = field(default_factory=list)
+    frames: list[FacePrediction] = field(default_factory=list)
+    frames_predicted: int = 0
+    captures: int = 0
+
+
 def run_webcam(
     predictor: FacePredictor,
     camera_index: int,
     run_dir: Path,
     on_capture: Callable[[list[FacePrediction]], None],
-) -> list[FacePrediction]:
+    stride: int = 1,
+) -> WebcamSession:
     """Show predictions live until q; each space press saves the frame and its predictions.
 
     Captures go to run_dir/captures/ (as seen by the camera) and run_dir/annotated/ (as
-    shown); `on_capture` gets every prediction captured so far after each capture.
+    shown); `on_capture` gets every prediction captured so far after each capture. Every
+    `stride`-th frame is predicted; the others show the last prediction.
     """
     check_display()
     camera = open_camera(camera_index)
-    captured: list[FacePrediction] = []
+    session = WebcamSession()
+    start = time.monotonic()
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-        while True:
-            ok, frame = camera.read()
-            if not ok:
-                log.warning("camera %d stopped sending frames; stopping", camera_index)
-                break
-            predictions = predictor.predict(frame, file="", whole_if_no_face=False)
-            cv2.imshow(WINDOW, _overlay(frame, predictions))
+        clock = lambda index: time.monotonic() - start  # noqa: E731 - wall clock of the session
+        for frame in frame_loop(camera, predictor, f"camera {camera_index}", stride, clock):
+            if frame.predicted:
+                session.frames_predicted += 1
+                session.frames += frame.predictions
+            cv2.imshow(WINDOW, _overlay(frame.image, frame.predictions))
             key = cv2.waitKey(1) & 0xFF
             if key == CAPTURE_KEY:
-                captured += _save_capture(frame, predictions, run_dir, len(captured) + 1)
-                on_capture(captured)
+                session.captures += 1
+                session.captured += _save_capture(
+                    frame.image, frame.predictions, run_dir, session.captures
+                )
+                on_capture(session.captured)
             elif key in QUIT_KEYS or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 break
+        else:
+            log.warning("camera %d stopped sending frames; stopping", camera_index)
     finally:
         camera.release()
         cv2.destroyAllWindows()
-    return captured
+    return session
 
 
 def _overlay(frame: np.ndarray, predictions: list[FacePrediction]) -> np.ndarray:

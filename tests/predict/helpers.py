@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from mer_lightning.config import CONFIG_DIR
+from mer_lightning.runs.config import CONFIG_DIR
 
 
 def compose_task(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:

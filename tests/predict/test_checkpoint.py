@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.errors import UserError
-from mer_lightning.models.cnn import BlockCNN
-from mer_lightning.module import EmotionClassifier
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models.cnn import BlockCNN
+from mer_lightning.core.module import EmotionClassifier
 from tests.helpers import CLASSES
 
 EXECUTED = []

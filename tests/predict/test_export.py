@@ -8,10 +8,10 @@ import onnxruntime
 import pytest
 import torch
 
-from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models import build_net
 from mer_lightning.export import export, preprocessing, run
-from mer_lightning.models import build_net
 from tests.helpers import CLASSES
 from tests.predict.helpers import compose_task
 
@@ -63,7 +63,7 @@ def test_torchscript_matches_pytorch_and_carries_its_preprocessing(checkpoint, t
 @pytest.mark.slow
 def test_onnx_matches_pytorch_for_resnet18_with_batch_norm(tmp_path):
     arch = {
-        "_target_": "mer_lightning.models.resnet.ResNet18Classifier",
+        "_target_": "mer_lightning.core.models.resnet.ResNet18Classifier",
         "num_classes": 7,
         "reduction_dim": 32,
         "input_size": 48,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mer_lightning.checkpoint import LoadedModel
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import LoadedModel
+from mer_lightning.core.errors import UserError
 from mer_lightning.predict.faces import Box, FaceDetector, enhance, to_model_input
 from mer_lightning.predict.pipeline import FacePredictor
 from tests.predict.helpers import box_iou, upscaled_face

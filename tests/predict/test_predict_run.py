@@ -11,8 +11,8 @@ import cv2
 import pytest
 import torch
 
-from mer_lightning.checkpoint import load_checkpoint
-from mer_lightning.errors import UserError
+from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.errors import UserError
 from mer_lightning.predict.faces import enhance, to_model_input
 from mer_lightning.predict.task import run
 from tests.helpers import CLASSES

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 from mer_lightning.predict import webcam
 from mer_lightning.predict.faces import Box
 from mer_lightning.predict.task import run

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mer_lightning.checkpoint import load_checkpoint
 from mer_lightning.config import recompose_run_config
+
 from mer_lightning.train import build_datamodule
 
 

@@ -15,8 +15,8 @@ class SweepChecks(Callback):
     (e.g. hparams_search=optuna with data.val_fraction=0), instead of failing every trial."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mer_lightning.console import print_user_error
-        from mer_lightning.refit import objective_problem
+        from mer_lightning.recipes.refit import objective_problem
+        from mer_lightning.runs.console import print_user_error
 
         if problem := objective_problem(config, config.hydra.sweeper):
             print_user_error(problem)

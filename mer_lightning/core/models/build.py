@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 # Keys of a conf/model/*.yaml file that describe the model but are not constructor arguments.
 _DESCRIPTIVE_KEYS = ("name",)

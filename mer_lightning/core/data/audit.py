@@ -1,6 +1,6 @@
 """What is wrong with a dataset: broken files, odd images, empty folders, duplicates.
 
-The report is built from FileInfo records (`mer_lightning.data.images.inspect_file`), which
+The report is built from FileInfo records (`mer_lightning.core.data.images.inspect_file`), which
 the audit command reads itself and a training run gets from its datamodule for free: the
 datamodule hashes each file's bytes while it decodes them, so a run's audit reads nothing twice.
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mer_lightning.data.images import NOT_AN_IMAGE, FileInfo, inspect_file
-from mer_lightning.data.layout import SPLITS, list_split
+from mer_lightning.core.data.images import NOT_AN_IMAGE, FileInfo, inspect_file
+from mer_lightning.core.data.layout import SPLITS, list_split
 
 # Image formats (PIL names) that a file suffix promises; a PNG named .jpg is reported.
 SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 SCHEMES = {"none": 0.0, "sqrt": 0.5, "balanced": 1.0}  # name -> power of 1 / class count
 EXPECTED = f"null, one of {list(SCHEMES)} or a list of one weight per class"

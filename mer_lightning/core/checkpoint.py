@@ -14,14 +14,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from mer_lightning.data.normalize import channel_stats, normalize_images
-from mer_lightning.errors import UserError
-from mer_lightning.models import build_net
-from mer_lightning.models.tta import averaged_logits
+from mer_lightning.core.data.normalize import channel_stats, normalize_images
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models import build_net
+from mer_lightning.core.models.tta import averaged_logits
 
 # Only nets of this package may be built from a checkpoint's `arch`: Hydra would otherwise
 # call whatever `_target_` a crafted checkpoint names, which is code execution by another road.
-ARCH_PACKAGE = "mer_lightning.models."
+ARCH_PACKAGE = "mer_lightning.core.models."
+# Where the nets lived before the package was split into layers; checkpoints of that time
+# name them so and still load.
+LEGACY_ARCH_PACKAGE = "mer_lightning.models."
 REQUIRED_HPARAMS = ("class_names", "image_size", "mean", "std", "arch")
 NET_PREFIX = "net."
 
@@ -53,6 +56,16 @@ class LoadedModel:
         return logits.softmax(dim=1)
 
 
+def current_arch(arch: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's `arch` with the net's `_target_` at its present import path, so that
+    checkpoints written before the nets moved into `mer_lightning.core` still load."""
+    arch = dict(arch)
+    target = str(arch.get("_target_", ""))
+    if target.startswith(LEGACY_ARCH_PACKAGE):
+        arch["_target_"] = ARCH_PACKAGE + target.removeprefix(LEGACY_ARCH_PACKAGE)
+    return arch
+
+
 def load_checkpoint(path: str | Path) -> LoadedModel:
     """Read a mer_lightning .ckpt with `weights_only=True` and rebuild its net on the CPU."""
     path = Path(path).expanduser()
@@ -64,7 +77,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
     if missing:
         raise UserError(_not_ours(path, f"its hyper_parameters lack {missing}"))
-    arch = dict(hparams["arch"])
+    arch = current_arch(hparams["arch"])
     if not str(arch.get("_target_", "")).startswith(ARCH_PACKAGE):
         raise UserError(
             _not_ours(
@@ -122,7 +135,7 @@ def check_matches(path: str | Path, arch: dict[str, Any], class_names: list[str]
     hparams = _read(path).get("hyper_parameters")
     if not isinstance(hparams, dict) or "arch" not in hparams or "class_names" not in hparams:
         raise UserError(_not_ours(path, "its hyper_parameters lack arch or class_names"))
-    theirs, their_classes = dict(hparams["arch"]), list(hparams["class_names"])
+    theirs, their_classes = current_arch(hparams["arch"]), list(hparams["class_names"])
     if theirs != dict(arch):
         raise UserError(
             f"checkpoint {path} holds another architecture: it was trained as "

@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from mer_lightning import speed
+from mer_lightning.runs import precision as speed
 
 
 def test_explicit_values_are_kept():

@@ -9,10 +9,10 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
-from mer_lightning.audit.report import AuditReport, Entry, build_report, dedup_drops
-from mer_lightning.data.augment import build_augmentation
-from mer_lightning.data.batch_augment import Flagged, augment_batch, build_batch_augmentation
-from mer_lightning.data.images import (
+from mer_lightning.core.data.audit import AuditReport, Entry, build_report, dedup_drops
+from mer_lightning.core.data.augment import build_augmentation
+from mer_lightning.core.data.batch_augment import Flagged, augment_batch, build_batch_augmentation
+from mer_lightning.core.data.images import (
     DecodedImages,
     ImageSubset,
     check_policy,
@@ -21,8 +21,8 @@ from mer_lightning.data.images import (
     stratified_split,
     warn_bad_files,
 )
-from mer_lightning.data.layout import SplitFiles, class_names, list_split, resolve_root
-from mer_lightning.errors import UserError
+from mer_lightning.core.data.layout import SplitFiles, class_names, list_split, resolve_root
+from mer_lightning.core.errors import UserError
 
 
 class MicroExpressionDataModule(L.LightningDataModule):

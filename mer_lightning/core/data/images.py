@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 KAGGLE_DATASET = "kmirfan/micro-expressions"
 EXPECTED_LAYOUT = "Micro_Expressions/{train,test}/<class>/*.jpg"

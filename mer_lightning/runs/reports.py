@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
-from mer_lightning.metrics import AVERAGES, PER_CLASS  # noqa: E402
+from mer_lightning.core.metrics import AVERAGES, PER_CLASS  # noqa: E402
 
 
 def per_class_table(

@@ -27,8 +27,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from mer_lightning.data.augment import erasing_options
-from mer_lightning.errors import UserError
+from mer_lightning.core.data.augment import erasing_options
+from mer_lightning.core.errors import UserError
 
 PADDING_MODES = ("constant", "edge", "reflect", "symmetric")  # RandomCrop's, fill 0
 

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from mer_lightning.checkpoint import LoadedModel, load_checkpoint
-from mer_lightning.data.normalize import channel_stats
-from mer_lightning.errors import UserError
-from mer_lightning.models.tta import averaged_logits
-from mer_lightning.predictions import FILE as PREDICTIONS_FILE
-from mer_lightning.predictions import read_predictions
+from mer_lightning.core.checkpoint import LoadedModel, load_checkpoint
+from mer_lightning.core.data.normalize import channel_stats
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.models.tta import averaged_logits
+from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
+from mer_lightning.core.predictions import read_predictions
 
 KEY = "module.distill.teachers"
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 
 def shifted_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:

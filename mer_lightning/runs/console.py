@@ -10,7 +10,7 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 FIRST_GROUPS = ("data", "model", "module", "trainer", "callbacks", "logger")
 

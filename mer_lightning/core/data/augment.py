@@ -6,7 +6,7 @@ from typing import Any
 
 from torchvision.transforms import v2
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 
 def build_augmentation(augment: Mapping[str, Any], image_size: int) -> v2.Compose | None:

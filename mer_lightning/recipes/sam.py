@@ -6,7 +6,7 @@ themselves. Flat minima generalise better, and SAM is reported to resist noisy l
 which this web-scraped dataset has. An optimizer and nothing else, so that Lightning's own
 loop, precision and checkpoints drive it: Lightning's automatic optimization hands
 `step` the closure that runs `training_step` and its backward, and SAM runs it twice.
-Select it with `module.optimizer._target_=mer_lightning.sam.SAM
+Select it with `module.optimizer._target_=mer_lightning.recipes.sam.SAM
 +module.optimizer.base=torch.optim.AdamW +module.optimizer.rho=0.05` (README "Sharpness-aware
 minimisation"); every other key of module.optimizer goes to the base optimizer.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 KEY = "module.optimizer"
 
@@ -55,7 +55,7 @@ class SAM(torch.optim.Optimizer):
         if not rho > 0:
             raise UserError(
                 f"{KEY}.rho={rho} must be > 0 (the radius of SAM's ascent step, e.g. 0.05); "
-                f"for plain training drop {KEY}._target_=mer_lightning.sam.SAM"
+                f"for plain training drop {KEY}._target_=mer_lightning.recipes.sam.SAM"
             )
         if base is None:
             raise UserError(

@@ -20,8 +20,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from mer_lightning.config import run_identity
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
+from mer_lightning.runs.config import run_identity
 
 log = logging.getLogger(__name__)
 

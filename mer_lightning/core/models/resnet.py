@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 
 def imagenet_weights_file() -> Path:

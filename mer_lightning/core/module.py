@@ -9,12 +9,12 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 from torchvision.transforms import v2
 
-from mer_lightning.data.normalize import channel_stats, normalize_images
-from mer_lightning.distill import Distillation
-from mer_lightning.errors import UserError
-from mer_lightning.metrics import classification_metrics
-from mer_lightning.models.tta import averaged_logits, check_shift
-from mer_lightning.sam import SAM
+from mer_lightning.core.data.normalize import channel_stats, normalize_images
+from mer_lightning.core.errors import UserError
+from mer_lightning.core.metrics import classification_metrics
+from mer_lightning.core.models.tta import averaged_logits, check_shift
+from mer_lightning.recipes.distill import Distillation
+from mer_lightning.recipes.sam import SAM
 
 DIVERGED_FIX = (
     "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
@@ -108,7 +108,7 @@ class EmotionClassifier(L.LightningModule):
         self.scored_batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         # The last training batch's images (the very tensor Lightning passed) with its inputs,
         # blend and teacher targets: an optimizer that runs a step's closure twice
-        # (mer_lightning.sam.SAM) trains on the same blend both times, and the batch is
+        # (mer_lightning.recipes.sam.SAM) trains on the same blend both times, and the batch is
         # counted and logged once.
         self.step_inputs: tuple[torch.Tensor, tuple] | None = None
         # Saved with the weights, so that a resumed run keeps counting its throughput.
@@ -242,7 +242,7 @@ class EmotionClassifier(L.LightningModule):
             # SAM's second pass re-runs only the step's last batch, on the summed gradients.
             raise UserError(
                 f"trainer.accumulate_grad_batches={accumulate} does not work with SAM "
-                "(module.optimizer._target_=mer_lightning.sam.SAM). Fix: set it to 1 and raise "
+                "(module.optimizer._target_=mer_lightning.recipes.sam.SAM). Fix: set it to 1 and raise "
                 "data.batch_size instead, or train without SAM"
             )
         if self.scheduler_factory is None:

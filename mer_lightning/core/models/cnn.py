@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mer_lightning.errors import UserError
+from mer_lightning.core.errors import UserError
 
 
 class BlockCNN(nn.Module):

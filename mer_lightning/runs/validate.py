@@ -12,10 +12,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mer_lightning import class_weights, refit
-from mer_lightning.data.images import BAD_FILE_POLICIES
-from mer_lightning.data.layout import check_root
-from mer_lightning.errors import UserError
+from mer_lightning.core.data.images import BAD_FILE_POLICIES
+from mer_lightning.core.data.layout import check_root
+from mer_lightning.core.errors import UserError
+from mer_lightning.recipes import class_weights, refit
 
 _MISSING = object()
 

@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # mer_lightning/
 # An installed wheel carries the configs inside the package; a source checkout keeps them
 # at the top level (conf/), next to the package.
 CONFIG_DIR = next(

@@ -1,5 +1,5 @@
 """Architectures: plain nn.Modules built by Hydra from conf/model/*.yaml."""
 
-from mer_lightning.models.build import build_net, net_config
+from mer_lightning.core.models.build import build_net, net_config
 
 __all__ = ["build_net", "net_config"]
