@@ -1,9 +1,11 @@
-"""`python -m mer_lightning [overrides]`: fit, then test, one run per Hydra job.
+"""`python -m mer_lightning [overrides]` (or `mer-train`): fit, then test, one run per Hydra job.
 
 In a multirun (`-m`, or `experiment=compare`) a job that raises is written down
 (`failure.json` in its job dir) and returns, so that the other jobs still run and the
 comparison report at the end lists it as failed. A single run fails the process: a user
-mistake with a clean message and exit status 2, anything else with its traceback.
+mistake with a clean message and exit status 2, anything else with its traceback. A user
+mistake is also one that Hydra's `instantiate` wrapped (a model that rejects its config
+values) and a disk that filled while the run wrote its files.
 """
 
 import logging
@@ -17,7 +19,8 @@ from omegaconf import DictConfig
 
 from mer_lightning.core.errors import UserError
 from mer_lightning.runs.config import CONFIG_DIR
-from mer_lightning.runs.console import print_user_error
+from mer_lightning.runs.console import exit_on_user_error, print_user_error, user_error_of
+from mer_lightning.runs.extras import check_command_line
 from mer_lightning.runs.failures import write_failure
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ def check_no_relaunch_in_multirun(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def task(cfg: DictConfig) -> float | None:
     """Run the train task; returns the monitored metric for Hydra sweepers."""
     import torch
 
@@ -65,18 +68,28 @@ def main(cfg: DictConfig) -> float | None:
             check_no_relaunch_in_multirun(cfg)
         summary = run(cfg)
     except Exception as error:
+        mistake = user_error_of(error, where=f"the files of {hydra_cfg.runtime.output_dir}")
         if not multirun:
-            if isinstance(error, UserError):
-                print_user_error(str(error))
+            if mistake is not None:
+                print_user_error(str(mistake))
                 sys.exit(2)
             raise
-        record = write_failure(Path(hydra_cfg.runtime.output_dir), error)
-        if isinstance(error, UserError):
-            print_user_error(str(error))
+        record = write_failure(Path(hydra_cfg.runtime.output_dir), mistake or error)
+        if mistake is not None:
+            print_user_error(str(mistake))
         else:
             log.error("job %s failed:\n%s", hydra_cfg.job.num, record["traceback"])
         return None
-    return summary["metrics"].get(cfg.monitor.metric)
+    return summary.metrics.get(cfg.monitor.metric)
+
+
+def main() -> None:
+    """`mer-train` and `python -m mer_lightning`: refuse a feature whose pip extra is not
+    installed (hparams_search=optuna, hydra/launcher=joblib, ...) before Hydra composes
+    anything, then run the Hydra app."""
+    with exit_on_user_error():
+        check_command_line(sys.argv[1:])
+    task()
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ shown again, not redone. Exit status 2 for bad input.
 """
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
@@ -34,10 +32,11 @@ from mer_lightning.core.metrics import classification_metrics
 from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import SplitPredictions, read_predictions, write_csv
 from mer_lightning.evaluate import finished_runs, keeps_val_split
-from mer_lightning.runs import reports
 from mer_lightning.runs.config import output_name
 from mer_lightning.runs.console import exit_on_user_error
-from mer_lightning.train import write_test_reports
+from mer_lightning.runs.reports import write_test_reports
+from mer_lightning.runs.results import FILE as RESULTS_FILE
+from mer_lightning.runs.results import RunResults, read_results, write_results
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class Member:
     (with the ensemble's overrides), with the files they came from."""
 
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: RunResults
     class_names: list[str]
     val: SplitPredictions
     test: SplitPredictions
@@ -75,8 +74,8 @@ def _split(path: Path, split: str, fix: str) -> tuple[list[str], SplitPrediction
 def load_member(run_dir: Path, sweep_dir: Path, overrides: list[str]) -> Member:
     """A finished run's predictions of test with `overrides`, and of val with them too when
     they keep the val split (module.tta_hflip=true), else as trained (data.dedup=true)."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    if metrics.get("data", {}).get("val_images") == 0:
+    metrics = read_results(run_dir / RESULTS_FILE)
+    if metrics.data.get("val_images") == 0:
         raise UserError(
             f"{run_dir} is a refit without validation (data.val_fraction=0), and an ensemble "
             "is judged against its members on val: ensemble runs trained with a val split"
@@ -158,7 +157,7 @@ def score(predicted: SplitPredictions, class_names: Sequence[str], stage: str) -
     return {key: float(value) for key, value in metrics.compute().items()}
 
 
-def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def ensemble(sweep_dir: Path, overrides: list[str]) -> RunResults:
     """Score the soft-voting ensemble of the finished runs under `sweep_dir`; the summary
     also written to `sweep_dir/ensemble/<overrides>/metrics.json`."""
     runs = finished_runs(sweep_dir)
@@ -169,9 +168,9 @@ def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
         )
     names = [str(run.relative_to(sweep_dir)) for run in runs]
     out = sweep_dir / "ensemble" / output_name(overrides)
-    if (out / "metrics.json").is_file():
-        before = json.loads((out / "metrics.json").read_text())
-        built_from = [m["run"] for m in before["members"]]
+    if (out / RESULTS_FILE).is_file():
+        before = read_results(out / RESULTS_FILE)
+        built_from = [m["run"] for m in before.members]
         if built_from == names:
             log.info("%s: built before from the same runs; showing its metrics.json", out)
             return before
@@ -191,34 +190,35 @@ def ensemble(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
     val = soft_vote([member.val for member in members])
     test = soft_vote([member.test for member in members])
     results = {**score(val, classes, "val"), **score(test, classes, "test")}
-    summary = {
-        "model": "ensemble",
-        "members": [
+    summary = RunResults(
+        kind="ensemble",
+        model="ensemble",
+        seed=None,
+        members=[
             {
                 "run": name,
-                "model": member.metrics.get("model"),
-                "seed": member.metrics.get("seed"),
+                "model": member.metrics.model,
+                "seed": member.metrics.seed,
                 "val_acc": member.val.accuracy(),
                 "test_acc": member.test.accuracy(),
                 "predictions": [str(p.relative_to(sweep_dir)) for p in member.sources],
             }
             for name, member in zip(names, members, strict=True)
         ],
-        "overrides": overrides,
-        "val_acc": results["val/acc"],
-        "test_acc": results["test/acc"],
-        "test_f1_macro": results["test/f1_macro"],
-        "classes": classes,
-        "data": {"val_images": len(val.files), "test_images": len(test.files)},
-        "metrics": dict(sorted(results.items())),
-        "per_class": None,
-    }
+        overrides=overrides,
+        val_acc=results["val/acc"],
+        test_acc=results["test/acc"],
+        test_f1_macro=results["test/f1_macro"],
+        classes=classes,
+        data={"val_images": len(val.files), "test_images": len(test.files)},
+        metrics=dict(sorted(results.items())),
+    )
     out.mkdir(parents=True, exist_ok=True)
     confusion = MulticlassConfusionMatrix(len(classes))(test.probabilities, test.labels)
     write_test_reports(out, summary, confusion)
     write_csv(out / PREDICTIONS_FILE, classes, {"val": val, "test": test})
     (out / "ensemble.md").write_text(members_markdown(summary))
-    reports.write_json(out / "metrics.json", summary)
+    write_results(out / RESULTS_FILE, summary)
     return summary
 
 
@@ -226,35 +226,35 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
 
-def member_rows(summary: dict[str, Any]) -> list[list[str]]:
+def member_rows(summary: RunResults) -> list[list[str]]:
     """(run, model, seed, val %, test %) per member, then the ensemble's row."""
     rows = [
         [m["run"], str(m["model"]), str(m["seed"]), _percent(m["val_acc"]), _percent(m["test_acc"])]
-        for m in summary["members"]
+        for m in summary.members
     ]
-    ensemble_row = ["ensemble", "soft vote", "—", _percent(summary["val_acc"])]
-    rows.append([*ensemble_row, _percent(summary["test_acc"])])
+    ensemble_row = ["ensemble", "soft vote", "—", _percent(summary.val_acc)]
+    rows.append([*ensemble_row, _percent(summary.test_acc)])
     return rows
 
 
 COLUMNS = ("run", "model", "seed", "val acc %", "test acc %")
 
 
-def _test_caption(summary: dict[str, Any]) -> str:
-    overrides = " ".join(summary["overrides"])
+def _test_caption(summary: RunResults) -> str:
+    overrides = " ".join(summary.overrides)
     return f"test with {overrides}" if overrides else "test as trained"
 
 
-def members_markdown(summary: dict[str, Any]) -> str:
+def members_markdown(summary: RunResults) -> str:
     """ensemble.md: each member's accuracy beside the ensemble's, and how to read them."""
     lines = [
-        f"# Soft-voting ensemble of {len(summary['members'])} runs ({_test_caption(summary)})",
+        f"# Soft-voting ensemble of {len(summary.members)} runs ({_test_caption(summary)})",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|---|---|---:|---:|---:|",
         *["| " + " | ".join(row) + " |" for row in member_rows(summary)],
         "",
-        f"Macro F1 of the ensemble: {summary['test_f1_macro']:.3f}. Val is the split the "
+        f"Macro F1 of the ensemble: {summary.test_f1_macro:.3f}. Val is the split the "
         "members were trained with (their best checkpoints were chosen on it). Every accuracy "
         "here is computed from the members' predictions.csv files.",
         "",
@@ -262,10 +262,10 @@ def members_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_table(summary: dict[str, Any]) -> None:
+def print_table(summary: RunResults) -> None:
     """The members and the ensemble in the terminal."""
     table = Table(
-        title=f"Soft-voting ensemble of {len(summary['members'])} runs, {_test_caption(summary)}"
+        title=f"Soft-voting ensemble of {len(summary.members)} runs, {_test_caption(summary)}"
     )
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("run", "model") else "right")

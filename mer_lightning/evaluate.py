@@ -14,11 +14,9 @@ have finished evaluates just those. Exit status 2 for bad input.
 
 import argparse
 import csv
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from omegaconf import open_dict
 from rich.console import Console
@@ -28,10 +26,12 @@ from mer_lightning.core.checkpoint import check_matches
 from mer_lightning.core.errors import UserError
 from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import write_predictions
-from mer_lightning.runs import reports
+from mer_lightning.runs.build import build, end_weight_averaging
 from mer_lightning.runs.config import output_name, recompose_run_config
 from mer_lightning.runs.console import exit_on_user_error
-from mer_lightning.train import build, end_weight_averaging, write_test_reports
+from mer_lightning.runs.reports import write_test_reports
+from mer_lightning.runs.results import FILE as RESULTS_FILE
+from mer_lightning.runs.results import RunResults, read_results, write_results
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,12 @@ def finished_runs(path: Path) -> list[Path]:
     return runs
 
 
-def best_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
-    """A finished run's metrics.json and the best checkpoint it names, which must exist."""
-    trained = json.loads((run_dir / "metrics.json").read_text())
-    if not trained.get("best_checkpoint"):
+def best_checkpoint(run_dir: Path) -> tuple[RunResults, Path]:
+    """A finished run's results and the best checkpoint they name, which must exist."""
+    trained = read_results(run_dir / RESULTS_FILE)
+    if not trained.best_checkpoint:
         raise UserError(f"{run_dir}/metrics.json names no best checkpoint: nothing to test")
-    checkpoint = run_dir / trained["best_checkpoint"]
+    checkpoint = run_dir / trained.best_checkpoint
     if not checkpoint.is_file():
         raise UserError(
             f"{checkpoint} is missing (named by {run_dir}/metrics.json); restore it, rerun "
@@ -76,13 +76,13 @@ def keeps_val_split(overrides: list[str]) -> bool:
     return not any(key == "data" or key.startswith("data.") for key in keys)
 
 
-def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the summary."""
+def evaluate_run(run_dir: Path, overrides: list[str]) -> RunResults:
+    """Test `run_dir`'s best checkpoint with its overrides plus `overrides`; the results."""
     trained, checkpoint = best_checkpoint(run_dir)
     out = run_dir / "evaluate" / output_name(overrides)
-    if (out / "metrics.json").is_file():
+    if (out / RESULTS_FILE).is_file():
         log.info("%s: evaluated before with these overrides; reusing its metrics.json", run_dir)
-        return json.loads((out / "metrics.json").read_text())
+        return read_results(out / RESULTS_FILE)
     if out.exists():
         raise UserError(
             f"{out} exists without metrics.json (an evaluation that stopped midway): "
@@ -91,7 +91,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     cfg = recompose_run_config(run_dir, overrides, out)
     with open_dict(cfg):
         cfg.logger = None  # the run's TensorBoard log stays as training left it
-        cfg.module.distill = None  # testing trains nothing: no teachers to load
+        cfg.callbacks.distill = None  # testing trains nothing: no teachers to load
     datamodule, module, trainer = build(cfg)
     end_weight_averaging(trainer)
     check_matches(checkpoint, module.hparams.arch, list(module.hparams.class_names))
@@ -104,24 +104,24 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
             loop(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)[0]
         )
     write_predictions(out / PREDICTIONS_FILE, trainer, module, datamodule, splits)
-    summary = {
-        "run_dir": str(run_dir),
-        "model": trained["model"],
-        "seed": trained.get("seed"),
-        "checkpoint": trained["best_checkpoint"],
-        "overrides": overrides,
-        "trained_test_acc": trained.get("test_acc"),
-        "val_acc": metrics.get("val/acc"),
-        "test_acc": metrics["test/acc"],
-        "test_f1_macro": metrics["test/f1_macro"],
-        "classes": datamodule.class_names,
-        "data": datamodule.data_summary(),
-        "metrics": {key: float(value) for key, value in sorted(metrics.items())},
-        "per_class": None,
-    }
-    write_test_reports(out, summary, module.confusion_matrix)
-    reports.write_json(out / "metrics.json", summary)
-    return summary
+    results = RunResults(
+        kind="evaluate",
+        model=trained.model,
+        seed=trained.seed,
+        classes=datamodule.class_names,
+        metrics={key: float(value) for key, value in sorted(metrics.items())},
+        data=datamodule.data_summary(),
+        val_acc=metrics.get("val/acc"),
+        test_acc=metrics["test/acc"],
+        test_f1_macro=metrics["test/f1_macro"],
+        run_dir=str(run_dir),
+        checkpoint=trained.best_checkpoint,
+        overrides=overrides,
+        trained_test_acc=trained.test_acc,
+    )
+    write_test_reports(out, results, module.confusion_matrix)
+    write_results(out / RESULTS_FILE, results)
+    return results
 
 
 SUMMARY_COLUMNS = (
@@ -136,7 +136,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def write_summary(path: Path, results: list[dict[str, Any]]) -> None:
+def write_summary(path: Path, results: list[RunResults]) -> None:
     """One CSV row per evaluated run: test accuracy as trained and as evaluated, and val
     accuracy as evaluated (empty where data.* overrides leave val out)."""
     with path.open("w", newline="") as handle:
@@ -145,19 +145,19 @@ def write_summary(path: Path, results: list[dict[str, Any]]) -> None:
         for r in results:
             writer.writerow(
                 [
-                    Path(r["run_dir"]).name,
-                    r["model"],
-                    r["seed"],
-                    r["data"]["test_images"],
-                    r["trained_test_acc"],
-                    r["test_acc"],
-                    r["test_f1_macro"],
-                    r.get("val_acc"),
+                    Path(r.run_dir).name,
+                    r.model,
+                    r.seed,
+                    r.data["test_images"],
+                    r.trained_test_acc,
+                    r.test_acc,
+                    r.test_f1_macro,
+                    r.val_acc,
                 ]
             )
 
 
-def print_table(results: list[dict[str, Any]], overrides: list[str]) -> None:
+def print_table(results: list[RunResults], overrides: list[str]) -> None:
     """Test accuracy as trained and as evaluated, and val accuracy as evaluated, one row per
     run."""
     table = Table(title=f"Test accuracy, as trained and with {' '.join(overrides) or 'no change'}")
@@ -173,15 +173,15 @@ def print_table(results: list[dict[str, Any]], overrides: list[str]) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column in ("run", "model") else "right")
     for r in results:
-        before = r["trained_test_acc"]
+        before = r.trained_test_acc
         table.add_row(
-            Path(r["run_dir"]).name,
-            r["model"],
-            str(r["seed"]),
-            str(r["data"]["test_images"]),
+            Path(r.run_dir).name,
+            r.model,
+            str(r.seed),
+            str(r.data["test_images"]),
             "-" if before is None else f"{100 * before:.2f} %",
-            f"{100 * r['test_acc']:.2f} %",
-            "-" if r.get("val_acc") is None else f"{100 * r['val_acc']:.2f} %",
+            f"{100 * r.test_acc:.2f} %",
+            "-" if r.val_acc is None else f"{100 * r.val_acc:.2f} %",
         )
     Console().print(table)
 

@@ -91,7 +91,7 @@ def test_training_on_a_damaged_dataset_finishes(broken_root, tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         summary = run(compose_config(overrides, tmp_path / "run"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["epochs"] == 1 and summary["epochs"] == 1
+    assert metrics["epochs"] == 1 and summary.epochs == 1
     assert metrics["data"]["skipped_bad_files"] == 3
     assert metrics["data"]["audit"]["broken_files"] == 2
     assert metrics["data"]["audit"]["non_image_files"] == 1

@@ -15,7 +15,7 @@ from mer_lightning.compare import build_report
 from mer_lightning.compare.__main__ import main as compare_main
 from mer_lightning.compare.plot import comparison_figure
 from mer_lightning.runs.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
-from mer_lightning.runs.hydra_callbacks import ComparisonReport
+from mer_lightning.hydra_callbacks import ComparisonReport
 from tests.helpers import CLASSES, compose_config
 
 REPO = Path(__file__).resolve().parents[1]

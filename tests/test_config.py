@@ -45,13 +45,13 @@ def test_option_composes_and_resolves(group, option, tmp_path):
         (["experiment=best", "model=cnn2"], 0.0),
         (["experiment=paper", "model=resnet18"], 0.0),  # no paper_resnet18.yaml
         (["model=resnet18"], 0.0),  # no experiment
-        (["experiment=best", "model=resnet18", "module.mixup_alpha=0.0"], 0.0),  # CLI wins
+        (["experiment=best", "model=resnet18", "data.mixup_alpha=0.0"], 0.0),  # CLI wins
     ],
 )
 def test_an_experiment_can_change_one_model_only(overrides, mixup_alpha, tmp_path):
     """experiment=best adds MixUp on resnet18 alone, above best's own values, below the CLI."""
     cfg = compose_config(overrides, tmp_path)
-    assert cfg.module.mixup_alpha == mixup_alpha
+    assert cfg.data.mixup_alpha == mixup_alpha
     if "experiment=best" in overrides:
         assert cfg.module.optimizer.lr == pytest.approx(6.69e-4)  # best.yaml still applies
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mer_lightning.train import build, train_accuracy
+from mer_lightning.runs.build import build, train_accuracy
 from tests.data_faults import copy_dataset
 from tests.helpers import compose_config, fast_overrides
 

@@ -1,8 +1,9 @@
-"""module.distill: a net learns the labels and the softened predictions of trained teachers."""
+"""callbacks.distill: a net learns the labels and the softened predictions of trained teachers."""
 
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from torch.nn import functional as F
@@ -13,7 +14,7 @@ from mer_lightning.core.errors import UserError
 from mer_lightning.core.models import build_net
 from mer_lightning.evaluate import main as evaluate_main
 from mer_lightning.recipes.distill import Distillation
-from mer_lightning.train import build
+from mer_lightning.runs.build import build, find_callback
 from tests.helpers import (
     TINY_ARCH,
     TINY_SIZE,
@@ -23,6 +24,13 @@ from tests.helpers import (
     tiny_faces,
     train_run,
 )
+
+
+def distillation(teachers, temperature: float, weight: float, mirror: bool = False):
+    """The callback with teachers already loaded, as its setup leaves it."""
+    callback = Distillation(["in-memory"], temperature, weight, mirror)
+    callback.teachers = tuple(teachers)
+    return callback
 
 
 def in_memory_teacher(seed: int, mean: tuple, std: tuple) -> LoadedModel:
@@ -47,12 +55,8 @@ def test_the_loss_mixes_cross_entropy_with_the_teachers_softened_mean_prediction
         in_memory_teacher(2, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
     )
     temperature, weight = 3.0, 0.25
-    module = tiny_classifier(
-        label_smoothing=0.1,
-        mean=(0.4, 0.4, 0.4),
-        std=(0.3, 0.3, 0.3),
-        distill=Distillation(teachers, temperature, weight),
-    )
+    module = tiny_classifier(label_smoothing=0.1, mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3))
+    module.objective = distillation(teachers, temperature, weight).objective  # as its setup does
     loss = module.training_step((images, labels), 0)
 
     soft = torch.stack(
@@ -71,19 +75,46 @@ def test_the_loss_mixes_cross_entropy_with_the_teachers_softened_mean_prediction
 def test_a_mirrored_teacher_teaches_the_mean_logits_of_each_face_and_its_mirror():
     images = tiny_faces(4)
     teacher = in_memory_teacher(1, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    # The student's own normalisation: the teacher must still see the same pixels.
-    mean, std = channel_stats((0.4, 0.4, 0.4)), channel_stats((0.3, 0.3, 0.3))
-    inputs = normalize_images(images, mean, std)
     temperature = 2.0
 
-    mirrored = Distillation((teacher,), temperature, 0.5, mirror=True)
-    soft = mirrored.soft_targets(inputs, mean, std)
+    soft = distillation((teacher,), temperature, 0.5, mirror=True).soft_targets(images)
 
     own = teacher.normalize(images)
     logits = (teacher.net(own) + teacher.net(own.flip(-1))) / 2
     torch.testing.assert_close(soft, (logits / temperature).softmax(dim=1))
-    one_view = Distillation((teacher,), temperature, 0.5).soft_targets(inputs, mean, std)
+    one_view = distillation((teacher,), temperature, 0.5).soft_targets(images)
     assert not torch.allclose(soft, one_view, atol=1e-4)
+
+
+@torch.no_grad()
+def test_teachers_score_blended_pixels_and_a_repeated_step_reuses_their_targets():
+    """MixUp hands float 0-255 pixels to the objective; an optimizer that evaluates a step's
+    closure twice (SAM) gets the same targets without another teacher forward."""
+    teacher = in_memory_teacher(1, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    callback = distillation((teacher,), 2.0, 0.5)
+    blended = tiny_faces(4).float() * 0.7 + tiny_faces(4).flip(0).float() * 0.3
+    expected = (
+        teacher.net(normalize_images(blended, *map(channel_stats, (teacher.mean, teacher.std))))
+        / 2.0
+    ).softmax(dim=1)
+    torch.testing.assert_close(callback.soft_targets(blended), expected)
+    calls = []
+    teacher.net.register_forward_hook(lambda *args: calls.append(1))
+    logits = torch.zeros(4, 3)
+    first, _ = callback.objective(torch.tensor(1.0), logits, blended)
+    second, _ = callback.objective(torch.tensor(1.0), logits, blended)
+    assert len(calls) == 1 and torch.equal(first, second)
+
+
+class RecordTeachers(L.Callback):
+    """Keeps the teachers' weights as fit starts, to show they never change."""
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        (teacher,) = find_callback(trainer, Distillation).teachers
+        self.seen.append({k: v.clone() for k, v in teacher.net.state_dict().items()})
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +130,7 @@ def teacher_checkpoint(run_dir: Path) -> Path:
 
 def student_config(synthetic_root, tmp_path, teacher: Path, *extra: str):
     overrides = fast_overrides(
-        "cnn2", synthetic_root, f"module.distill.teachers=[{teacher}]", *extra
+        "cnn2", synthetic_root, f"callbacks.distill.teachers=[{teacher}]", *extra
     )
     return compose_config(overrides, tmp_path)
 
@@ -113,16 +144,20 @@ def test_a_student_fits_against_a_trained_run_that_stays_frozen_and_out_of_its_w
         synthetic_root,
         tmp_path,
         teacher,
-        "module.distill.temperature=2",
-        "module.distill.mirror=true",
+        "callbacks.distill.temperature=2",
+        "callbacks.distill.mirror=true",
     )
     datamodule, module, trainer = build(cfg)
-    (loaded,) = module.distill.teachers
-    assert module.distill.temperature == 2.0 and module.distill.weight == 0.5
-    assert module.distill.mirror
-    before = {k: v.clone() for k, v in loaded.net.state_dict().items()}
+    callback = find_callback(trainer, Distillation)
+    assert callback.temperature == 2.0 and callback.weight == 0.5 and callback.mirror
+    seen = []
+    trainer.callbacks.append(RecordTeachers(seen))
 
     trainer.fit(module, datamodule=datamodule)
+
+    (loaded,) = callback.teachers
+    before = seen[0]
+    assert module.objective is None  # the recipe leaves the module as it found it
 
     assert torch.isfinite(trainer.callback_metrics["train/distill_loss"])
     for key, value in loaded.net.state_dict().items():
@@ -142,7 +177,7 @@ def test_a_student_fits_against_a_trained_run_that_stays_frozen_and_out_of_its_w
     ("override", "refusal"),
     [
         # Another split: the teacher trained on some of this run's validation faces.
-        ("data.split_seed=7", r"module\.distill\.teachers\[0\]=.*other images"),
+        ("data.split_seed=7", r"callbacks\.distill\.teachers\[0\]=.*other images"),
         ("data.image_size=24", r"trained on 32 px faces .* data\.image_size=24"),
     ],
 )
@@ -150,14 +185,16 @@ def test_a_teacher_unlike_the_student_is_refused_naming_the_fix(
     synthetic_root, teacher_run, tmp_path, override, refusal
 ):
     cfg = student_config(synthetic_root, tmp_path, teacher_checkpoint(teacher_run), override)
+    datamodule, module, trainer = build(cfg)
     with pytest.raises(UserError, match=refusal):
-        build(cfg)
+        trainer.fit(module, datamodule=datamodule)  # checked before the first step
 
 
 def test_a_missing_teacher_names_the_key(synthetic_root, tmp_path):
     cfg = student_config(synthetic_root, tmp_path, tmp_path / "gone.ckpt")
-    with pytest.raises(UserError, match=r"module\.distill\.teachers\[0\]=.*gone\.ckpt is not a"):
-        build(cfg)
+    datamodule, module, trainer = build(cfg)
+    with pytest.raises(UserError, match=r"callbacks\.distill\.teachers\[0\]=.*gone\.ckpt is not"):
+        trainer.fit(module, datamodule=datamodule)
 
 
 @pytest.mark.slow
@@ -172,7 +209,7 @@ def test_a_distilled_run_is_tested_again_after_its_teacher_is_gone(
         (teacher_run / "predictions.csv").read_bytes()
     )
     student = train_run(
-        tmp_path / "student", "cnn2", synthetic_root, f'module.distill.teachers=["{teacher}"]'
+        tmp_path / "student", "cnn2", synthetic_root, f'callbacks.distill.teachers=["{teacher}"]'
     )
     trained = json.loads((student / "metrics.json").read_text())
     assert "train/distill_loss" in trained["history"][0]  # it did learn from the teacher

@@ -12,8 +12,8 @@ from mer_lightning.core.checkpoint import load_checkpoint
 from mer_lightning.core.predictions import SplitPredictions, read_predictions
 from mer_lightning.ensemble import main, soft_vote
 from mer_lightning.evaluate import main as evaluate_main
+from mer_lightning.runs.build import build_datamodule
 from mer_lightning.runs.config import recompose_run_config
-from mer_lightning.train import build_datamodule
 from tests.helpers import CLASSES, fast_overrides, train_with_cli
 
 

@@ -12,8 +12,8 @@ import torch
 from mer_lightning.core.checkpoint import load_checkpoint
 from mer_lightning.core.predictions import read_predictions
 from mer_lightning.evaluate import keeps_val_split, main
+from mer_lightning.runs.build import build_datamodule
 from mer_lightning.runs.config import recompose_run_config
-from mer_lightning.train import build_datamodule
 from tests.data_faults import copy_dataset, write_duplicates
 from tests.helpers import train_run
 

@@ -9,7 +9,8 @@ from mer_lightning.core.errors import UserError
 from mer_lightning.core.predictions import read_predictions
 from mer_lightning.ensemble import main as ensemble_main
 from mer_lightning.evaluate import main as evaluate_main
-from mer_lightning.train import build
+from mer_lightning.recipes.distill import Distillation
+from mer_lightning.runs.build import build, find_callback
 from tests.helpers import compose_config, fast_overrides, train_run
 
 TRAIN_IMAGES = 7 * 14  # every image of the synthetic train/
@@ -74,15 +75,19 @@ def test_a_refit_learns_from_a_validated_teacher_but_does_not_teach_a_validated_
     teacher_run = train_run(tmp_path / "teacher", "cnn1", synthetic_root)
     (teacher,) = (teacher_run / "checkpoints").glob("epoch*.ckpt")
     student = fast_overrides(
-        "cnn2", synthetic_root, f"module.distill.teachers=[{teacher}]", "data.val_fraction=0"
+        "cnn2", synthetic_root, f"callbacks.distill.teachers=[{teacher}]", "data.val_fraction=0"
     )
-    _, module, _ = build(compose_config(student, tmp_path / "student"))
-    assert len(module.distill.teachers) == 1  # no validation faces to leak
+    datamodule, module, trainer = build(compose_config(student, tmp_path / "student"))
+    trainer.fit(module, datamodule=datamodule)  # no validation faces to leak
+    assert len(find_callback(trainer, Distillation).teachers) == 1
 
     refit_teacher = refit_run / "checkpoints" / "epoch001.ckpt"
-    validated = fast_overrides("cnn2", synthetic_root, f"module.distill.teachers=[{refit_teacher}]")
+    validated = fast_overrides(
+        "cnn2", synthetic_root, f"callbacks.distill.teachers=[{refit_teacher}]"
+    )
+    datamodule, module, trainer = build(compose_config(validated, tmp_path / "validated"))
     with pytest.raises(UserError, match=r"validated on no images \(val_fraction=0\)"):
-        build(compose_config(validated, tmp_path / "validated"))
+        trainer.fit(module, datamodule=datamodule)
 
 
 @pytest.mark.slow

@@ -39,20 +39,22 @@ def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
 ):
     first = run(compose_config(fast_overrides("cnn1", synthetic_root, *EVERY_2_STEPS), tmp_path))
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert first["epochs"] == 1 and adam_steps(load(last)) == {STEPS}
+    assert first.epochs == 1 and adam_steps(load(last)) == {STEPS}
 
     more = fast_overrides("cnn1", synthetic_root, *EVERY_2_STEPS, "trainer.max_epochs=2")
     second = run(compose_config([*more, "ckpt_path=last"], tmp_path))
-    assert second["resumed_from"] == str(last)
-    assert second["epochs"] == 2 and [row["epoch"] for row in second["history"]] == [0.0, 1.0]
+    assert second.resumed_from == str(last)
+    assert second.epochs == 2 and [row["epoch"] for row in second.history] == [0.0, 1.0]
     assert adam_steps(load(last)) == {2 * STEPS} and load(last)["global_step"] == 2 * STEPS
-    assert second["fit_seconds"] > first["fit_seconds"]  # the Timer went on from its state
-    assert second["train_images_seen"] == 2 * first["train_images_seen"]
+    assert second.fit_seconds > first.fit_seconds  # the Timer went on from its state
+    assert second.train_images_seen == 2 * first.train_images_seen
 
     stored = (tmp_path / "metrics.json").read_text()
     monkeypatch.setattr(L.Trainer, "fit", lambda *a, **k: pytest.fail("trained again"))
     third = run(compose_config([*more, "resume=true"], tmp_path))
-    assert third == json.loads(stored) and (tmp_path / "metrics.json").read_text() == stored
+    assert (
+        third.to_dict() == json.loads(stored) and (tmp_path / "metrics.json").read_text() == stored
+    )
 
     # A finished run of another model or seed in the same dir is not taken as this one's.
     for other in (fast_overrides("cnn2", synthetic_root), [*more, "seed=7"]):
@@ -89,7 +91,7 @@ def test_last_ckpt_holds_the_end_of_training_whatever_the_best_epoch(
         *best,
     ]
     summary = run(compose_config(fast_overrides("cnn1", synthetic_root, *overrides), tmp_path))
-    assert summary["epochs"] == epochs
+    assert summary.epochs == epochs
     final = load(tmp_path / "checkpoints" / "last.ckpt")
     # The state after the last epoch's validation, as fine-tuning or a longer run would want.
     assert final["global_step"] == epochs * STEPS and adam_steps(final) == {epochs * STEPS}

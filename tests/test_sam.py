@@ -7,7 +7,7 @@ from torch import nn
 
 from mer_lightning.core.errors import UserError
 from mer_lightning.recipes.sam import SAM
-from mer_lightning.train import build
+from mer_lightning.runs.build import build
 from tests.helpers import compose_config, fast_overrides
 
 SAM_OVERRIDES = (
@@ -80,7 +80,7 @@ def test_bad_settings_name_the_key_and_the_fix():
 
 @pytest.mark.slow
 def test_a_run_trains_with_sam_on_one_blend_per_batch_counted_once(synthetic_root, tmp_path):
-    overrides = fast_overrides("cnn1", synthetic_root, *SAM_OVERRIDES, "module.mixup_alpha=0.2")
+    overrides = fast_overrides("cnn1", synthetic_root, *SAM_OVERRIDES, "data.mixup_alpha=0.2")
     datamodule, module, trainer = build(compose_config(overrides, tmp_path))
     training_inputs = []
 

@@ -13,8 +13,9 @@ from mer_lightning.core.checkpoint import load_checkpoint
 from mer_lightning.core.errors import UserError
 from mer_lightning.core.predictions import read_predictions
 from mer_lightning.evaluate import main as evaluate_main
+from mer_lightning.runs.build import build
 from mer_lightning.runs.precision import resolve_precision
-from mer_lightning.train import build, run
+from mer_lightning.train import run
 from tests.helpers import (
     CLASSES,
     FAST_MODEL,
@@ -32,7 +33,7 @@ def test_fit_then_test_writes_every_artifact(model, synthetic_root, tmp_path):
     summary = run(cfg)
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics == json.loads(json.dumps(summary))
+    assert metrics == json.loads(json.dumps(summary.to_dict()))
     assert metrics["model"] == model
     assert metrics["classes"] == list(CLASSES)
     for key in ("train_acc", "val_acc", "test_acc", "test_f1_macro"):
@@ -79,10 +80,10 @@ def test_fit_then_test_writes_every_artifact(model, synthetic_root, tmp_path):
 def test_cnn1_learns_the_synthetic_classes_well_above_chance(synthetic_root, tmp_path):
     overrides = fast_overrides("cnn1", synthetic_root, "trainer.max_epochs=8")
     summary = run(compose_config(overrides, tmp_path))
-    assert summary["test_acc"] >= 0.6, summary["metrics"]  # chance is 1/7
-    assert summary["train_acc"] >= 0.6
-    assert len(summary["history"]) == 8
-    assert summary["history"][-1]["train/loss_epoch"] < summary["history"][0]["train/loss_epoch"]
+    assert summary.test_acc >= 0.6, summary.metrics  # chance is 1/7
+    assert summary.train_acc >= 0.6
+    assert len(summary.history) == 8
+    assert summary.history[-1]["train/loss_epoch"] < summary.history[0]["train/loss_epoch"]
 
 
 @pytest.mark.slow
@@ -143,10 +144,10 @@ def test_short_epoch_on_the_real_dataset(real_root, tmp_path):
         "trainer.limit_predict_batches=2",
     ]
     summary = run(compose_config(overrides, tmp_path))
-    assert summary["classes"] == list(CLASSES)
-    assert summary["train_images_seen"] == 10 * 16
-    assert sum(row["support"] for row in summary["per_class"].values()) == 1860
-    assert summary["per_class"]["fear"]["support"] == 120
+    assert summary.classes == list(CLASSES)
+    assert summary.train_images_seen == 10 * 16
+    assert sum(row["support"] for row in summary.per_class.values()) == 1860
+    assert summary.per_class["fear"]["support"] == 120
     _, predicted = read_predictions(tmp_path / "predictions.csv")  # what the metrics counted
     assert [len(predicted[split].files) for split in ("val", "test")] == [2 * 64, 1860]
     assert predicted["test"].files[:2] == ["test/anger/anger1.jpg", "test/anger/anger10.jpg"]

@@ -21,15 +21,18 @@ BAD_VALUES = [
     ("data.eval_batch_size=-4", "data.eval_batch_size=-4 must be an integer >= 1"),
     ("data.on_bad_file=ignore", "data.on_bad_file=ignore must be one of ['skip', 'raise']"),
     ("module.label_smoothing=1", "module.label_smoothing=1 must be a number in [0, 1)"),
-    ("module.mixup_alpha=-0.2", "module.mixup_alpha=-0.2 must be a number >= 0 (0 = off)"),
-    ("module.cutmix_alpha=-1", "module.cutmix_alpha=-1 must be a number >= 0 (0 = off)"),
+    ("data.mixup_alpha=-0.2", "data.mixup_alpha=-0.2 must be a number >= 0 (0 = off)"),
+    ("data.cutmix_alpha=-1", "data.cutmix_alpha=-1 must be a number >= 0 (0 = off)"),
     (
-        "module.distill.teachers=run/best.ckpt",
-        "module.distill.teachers=run/best.ckpt must be a list of checkpoint paths",
+        "callbacks.distill.teachers=run/best.ckpt",
+        "callbacks.distill.teachers=run/best.ckpt must be a list of checkpoint paths",
     ),
-    ("module.distill.temperature=0", "module.distill.temperature=0 must be a number > 0"),
-    ("module.distill.weight=1.5", "module.distill.weight=1.5 must be a number in [0, 1]"),
-    ("module.distill.mirror=sometimes", "module.distill.mirror=sometimes must be true or false"),
+    ("callbacks.distill.temperature=0", "callbacks.distill.temperature=0 must be a number > 0"),
+    ("callbacks.distill.weight=1.5", "callbacks.distill.weight=1.5 must be a number in [0, 1]"),
+    (
+        "callbacks.distill.mirror=sometimes",
+        "callbacks.distill.mirror=sometimes must be true or false",
+    ),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
     ("monitor.mode=maximum", "monitor.mode=maximum must be min or max"),
     ("resume=maybe", "resume=maybe must be true or false"),
@@ -166,7 +169,7 @@ def test_cli_bad_value_exits_2_with_the_key_and_no_traceback(synthetic_root, tmp
 def test_cli_error_shows_bracketed_values_as_typed(synthetic_root, tmp_path):
     output = cli_error(
         f"data.root={synthetic_root}",
-        "module.distill.teachers=runs/a.ckpt",
+        "callbacks.distill.teachers=runs/a.ckpt",
         f"hydra.run.dir={tmp_path}",
     )
     # The example list survives the terminal's markup: rich would drop "[...]" as a tag.

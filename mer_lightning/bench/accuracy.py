@@ -42,14 +42,14 @@ def train_once(
     summary = run(cfg)
     return {
         "precision": precision,
-        "seed": summary["seed"],
-        "test_acc": summary["test_acc"],
-        "val_acc": summary["val_acc"],
-        "train_acc": summary["train_acc"],
-        "test_f1_macro": summary["test_f1_macro"],
-        "epochs": summary["epochs"],
-        "fit_seconds": summary["fit_seconds"],
-        "train_images_per_second": summary["train_images_per_second"],
+        "seed": summary.seed,
+        "test_acc": summary.test_acc,
+        "val_acc": summary.val_acc,
+        "train_acc": summary.train_acc,
+        "test_f1_macro": summary.test_f1_macro,
+        "epochs": summary.epochs,
+        "fit_seconds": summary.fit_seconds,
+        "train_images_per_second": summary.train_images_per_second,
         "wall_seconds": time.perf_counter() - start,
     }
 

@@ -1,7 +1,7 @@
 """Speed-up variants side by side: plain loops of several configs, one step each in turn.
 
 Each variant is the default config plus some overrides, built with the project's own
-`train.build` and run as the plain loop (the Trainer's work without Lightning; the summary
+`runs.build.build` and run as the plain loop (the Trainer's work without Lightning; the summary
 shows the two within a few percent). Running them round-robin in one process means that
 a slowdown from other jobs on a shared machine hits every variant alike, so the ratios to
 the default hold even when absolute rates drift. Loops that use DataLoader workers are

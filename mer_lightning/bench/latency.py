@@ -1,7 +1,9 @@
 """`python -m mer_lightning.bench.latency`: single-image prediction latency of each model.
 
-One call of the predict pipeline (Haar face detection, crop, enhancement, resize, forward
-pass) on one photo, timed 100 times per model after a warm-up; the median is the headline.
+One call of the predict pipeline (face detection, crop, resize, forward pass; with the
+predict command's defaults: BlazeFace, no margin, no enhancement, `--detector haar` for the
+paper's Haar cascade with margin 0.2 and equalisation) on one photo, timed 100 times per
+model after a warm-up; the median is the headline.
 Nets are built from conf/model/*.yaml with random weights: latency does not depend on them.
 The photo is a real dataset face, upscaled and padded so that the cascade finds it, or a
 synthetic image when the dataset is absent (then no face is found and the whole image is
@@ -28,14 +30,23 @@ from rich.table import Table
 
 from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.models import build_net, net_config
-from mer_lightning.predict.faces import FaceDetector, enhance, to_model_input
+from mer_lightning.predict.faces import build_detector, enhance, to_model_input
 from mer_lightning.predict.pipeline import FacePredictor
 from mer_lightning.runs.config import CONFIG_DIR
 
 MODELS = ("cnn1", "cnn2", "resnet18")
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 UPSCALE, BORDER = 4, 80  # an 80x80 dataset face becomes a 480x480 photo with context around it
-ENHANCE = {"enabled": True, "method": "equalize"}  # the predict command's default
+# Per detector: the predict command's defaults (blazeface) and the paper's pipeline (haar).
+SETTINGS = {
+    "blazeface": {"margin": 0.0, "enhance": {"enabled": False}, "min_crop": 80, "dataset_size": 80},
+    "haar": {
+        "margin": 0.2,
+        "enhance": {"enabled": True, "method": "equalize"},
+        "min_crop": 0,
+        "dataset_size": None,
+    },
+}
 
 
 def compose_train_config(overrides: list[str]):
@@ -91,17 +102,30 @@ def timed_ms(call: Callable[[], Any], runs: int, warmup: int) -> list[float]:
     return times
 
 
-def measure(name: str, photo: np.ndarray, runs: int, warmup: int, image_size: int) -> dict:
+def measure(
+    name: str, photo: np.ndarray, runs: int, warmup: int, image_size: int, kind: str = "blazeface"
+) -> dict:
     """Median (and p90) latency of the whole pipeline, and of detection and forward alone."""
     model = random_model(name, image_size)
-    detector = FaceDetector()
-    predictor = FacePredictor(model, detector, margin=0.2, enhance_settings=ENHANCE)
-    boxes = detector.detect(photo)
-    crop = boxes[0].expand(0.2, photo.shape).crop(photo) if boxes else photo
-    batch = to_model_input([enhance(crop, ENHANCE)], image_size)
+    detector = build_detector({"detector": kind})
+    settings = SETTINGS[kind]
+    predictor = FacePredictor(
+        model,
+        detector,
+        margin=settings["margin"],
+        enhance_settings=settings["enhance"],
+        min_crop=settings["min_crop"],
+        dataset_size=settings["dataset_size"],
+    )
+    boxes = predictor.find_faces(photo)
+    crop = boxes[0].expand(settings["margin"], photo.shape).crop(photo) if boxes else photo
+    batch = to_model_input(
+        [enhance(crop, settings["enhance"])], image_size, settings["dataset_size"]
+    )
     total = timed_ms(lambda: predictor.predict(photo, "bench"), runs, warmup)
     return {
         "model": name,
+        "detector": kind,
         "parameters": sum(p.numel() for p in model.net.parameters()),
         "faces_found": len(boxes),
         "median_ms": statistics.median(total),
@@ -131,7 +155,8 @@ def print_table(results: list[dict], photo_note: str, runs: int) -> None:
             f"{row['forward_median_ms']:.2f}",
         )
     table.caption = (
-        f"photo: {photo_note}; total = detect + crop + enhance + resize + forward; "
+        f"photo: {photo_note}; detector: {results[0]['detector'] if results else '?'}; "
+        "total = detect + crop + enhance + resize + forward; "
         f"torch threads: {torch.get_num_threads()}"
     )
     Console().print(table)
@@ -146,6 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--image-size", type=int, default=80, help="model input side")
     parser.add_argument("--image", default=None, help="photo to time (default: dataset face)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--detector", default="blazeface", choices=list(SETTINGS), help="face detector"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -154,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
     photo, photo_note = bench_photo(args.image)
     with torch.inference_mode():
         results = [
-            measure(name, photo, args.runs, args.warmup, args.image_size) for name in args.models
+            measure(name, photo, args.runs, args.warmup, args.image_size, args.detector)
+            for name in args.models
         ]
     print_table(results, photo_note, args.runs)
     payload = {
@@ -163,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": args.runs,
         "warmup": args.warmup,
         "image_size": args.image_size,
+        "detector": args.detector,
         "photo": photo_note,
         "photo_shape": list(photo.shape),
         "torch": torch.__version__,

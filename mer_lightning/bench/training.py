@@ -1,6 +1,6 @@
 """Throughput of the project's own pipeline: the real Trainer, a plain loop, inference, data.
 
-Everything is built from the composed config by `mer_lightning.train.build`, so what is
+Everything is built from the composed config by `mer_lightning.runs.build.build`, so what is
 timed is what `python -m mer_lightning` runs. The plain loop does the same work as the
 Trainer (same module, data, batch augmentation, optimizer, precision and memory format)
 without Lightning, so that the gap between the two is Lightning's loop overhead.
@@ -16,11 +16,11 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from mer_lightning.bench.timing import Budget, Loop, StepTimer, time_loop
-from mer_lightning.train import build
+from mer_lightning.runs.build import build
 
 
 def seeded_build(cfg: DictConfig):
-    """`train.build` after seeding, as `train.run` does."""
+    """`runs.build.build` after seeding, as `train.run` does."""
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     return build(cfg)

@@ -7,7 +7,7 @@ Per job dir: `.hydra/overrides.yaml` and `.hydra/hydra.yaml` (Hydra), `metrics.j
 completed run) or `failure.json` (a run that raised), else the newest `last*.ckpt` (how
 far an unfinished run got), and `evaluate/<overrides>/metrics.json` (the run tested again
 by `python -m mer_lightning.evaluate`); per multirun dir: `failed_to_compose.json` (jobs
-whose config did not compose). A job distilled from teachers (`module.distill.teachers`) also
+whose config did not compose). A job distilled from teachers (`callbacks.distill.teachers`) also
 reads each teacher's run dir, for the seconds the teachers took to train.
 """
 
@@ -22,9 +22,10 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from mer_lightning.recipes.distill import KEY as TEACHERS_KEY
-from mer_lightning.recipes.distill import teacher_run_dir
+from mer_lightning.recipes.distill import teacher_run_dir, teachers_of
 from mer_lightning.runs.failures import FAILURE_FILE, read_compose_failures
+from mer_lightning.runs.results import FILE as RESULTS_FILE
+from mer_lightning.runs.results import RunResults, read_results
 
 COMPLETED, FAILED, NO_RESULT = "completed", "failed", "no result"
 NO_RESULT_ERROR = "no metrics.json and no failure.json: still running, or killed (time, memory)"
@@ -41,10 +42,10 @@ class Job:
     status: str  # COMPLETED, FAILED or NO_RESULT
     error: str | None = None  # first line of the error of a failed job
     model: str | None = None  # model.name of the job's config
-    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json; {} if none
+    metrics: RunResults | None = None  # its metrics.json; None if not completed
     # evaluate/<overrides>/metrics.json by <overrides> (e.g. "data.dedup=true"); {} if none
-    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    teachers: list[str] = field(default_factory=list)  # module.distill.teachers it learnt from
+    evaluations: dict[str, RunResults] = field(default_factory=dict)
+    teachers: list[str] = field(default_factory=list)  # callbacks.distill.teachers it learnt from
     # fit seconds plus its teachers' generation seconds; None if not completed or unknown
     generation_seconds: float | None = None
 
@@ -65,14 +66,11 @@ def _load_yaml(path: Path):
 
 
 def distill_teachers(config) -> list[str]:
-    """The teacher checkpoints of a run's config (`module.distill.teachers`); [] if none."""
-    teachers = OmegaConf.select(
-        config, TEACHERS_KEY, default=None, throw_on_resolution_failure=False
-    )
-    return [str(teacher) for teacher in teachers or []]
+    """The teacher checkpoints of a run's config (`callbacks.distill.teachers`); [] if none."""
+    return teachers_of(config)
 
 
-def generation_seconds(run_dir: Path, metrics: dict[str, Any], config) -> float | None:
+def generation_seconds(run_dir: Path, metrics: RunResults, config) -> float | None:
     """Seconds it took to make the run's model: its fit, plus, for a run distilled from
     teachers, theirs counted the same way, since the student cannot train before they have.
 
@@ -80,7 +78,7 @@ def generation_seconds(run_dir: Path, metrics: dict[str, Any], config) -> float 
     read from here (a relative teacher path resolves against the current dir, as it did
     when the run was launched).
     """
-    fit = metrics.get("fit_seconds")
+    fit = metrics.fit_seconds
     if fit is None or math.isnan(fit):
         return None
     total = float(fit)
@@ -90,7 +88,7 @@ def generation_seconds(run_dir: Path, metrics: dict[str, Any], config) -> float 
             return None
         seconds = generation_seconds(
             teacher_dir,
-            json.loads((teacher_dir / "metrics.json").read_text()),
+            read_results(teacher_dir / RESULTS_FILE),
             _load_yaml(teacher_dir / ".hydra" / "config.yaml"),
         )
         if seconds is None:
@@ -143,12 +141,12 @@ def read_job(job_dir: Path) -> Job:
     # still holds its old failure.json.
     if (job_dir / "metrics.json").is_file():
         job.status, job.error = COMPLETED, None
-        job.metrics = json.loads((job_dir / "metrics.json").read_text())
-        job.model = job.metrics.get("model", job.model)
+        job.metrics = read_results(job_dir / RESULTS_FILE)
+        job.model = job.metrics.model or job.model
         job.generation_seconds = generation_seconds(job_dir, job.metrics, config)
         job.evaluations = {
-            path.parent.name: json.loads(path.read_text())
-            for path in sorted(job_dir.glob("evaluate/*/metrics.json"))
+            path.parent.name: read_results(path)
+            for path in sorted(job_dir.glob(f"evaluate/*/{RESULTS_FILE}"))
         }
     elif (job_dir / FAILURE_FILE).is_file():
         job.status = FAILED

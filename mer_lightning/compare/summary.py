@@ -9,11 +9,11 @@ its teachers' training too (`Job.generation_seconds`).
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from mer_lightning.compare.jobs import Job
 from mer_lightning.core.errors import UserError
 from mer_lightning.runs.config import AS_TRAINED
+from mer_lightning.runs.results import RunResults
 
 SEED_KEY = "seed"
 
@@ -43,22 +43,23 @@ VAL_TAIL_EPOCHS = 10
 VAL_TAIL_KEY = f"val_acc_last_{VAL_TAIL_EPOCHS}"  # metric() name of val_tail_mean
 
 
-def val_tail_mean(metrics: dict[str, Any]) -> float | None:
+def val_tail_mean(metrics: RunResults) -> float | None:
     """Mean val/acc over the run's last VAL_TAIL_EPOCHS validated epochs (metrics.json
     history; all of them if fewer); None without any. Recipes this close are told apart
     better by it than by the best epoch's val, which favours the noisiest curve."""
-    values = [row["val/acc"] for row in metrics.get("history") or [] if "val/acc" in row]
+    values = [row["val/acc"] for row in metrics.history if "val/acc" in row]
     tail = values[-VAL_TAIL_EPOCHS:]
     return statistics.fmean(tail) if tail else None
 
 
-def metric(metrics: dict[str, Any], name: str) -> float | None:
-    """A number from metrics.json: a top-level key (`test_acc`), a logged one (`test/f1/fear`)
-    or VAL_TAIL_KEY (`val_tail_mean`)."""
+def metric(metrics: RunResults | None, name: str) -> float | None:
+    """A number of a run's results: a field (`test_acc`), a logged key (`test/f1/fear`) or
+    VAL_TAIL_KEY (`val_tail_mean`); None where absent."""
+    if metrics is None:
+        return None
     if name == VAL_TAIL_KEY:
         return val_tail_mean(metrics)
-    value = metrics.get(name, metrics.get("metrics", {}).get(name))
-    return None if value is None else float(value)
+    return metrics.number(name)
 
 
 @dataclass
@@ -87,15 +88,14 @@ class Group:
 
     @property
     def distilled(self) -> bool:
-        """Whether any completed job learnt from teachers (module.distill.teachers)."""
+        """Whether any completed job learnt from teachers (callbacks.distill.teachers)."""
         return any(job.teachers for job in self.completed)
 
     def stat(self, name: str, evaluation: str | None = None) -> Stat | None:
         """`metric(name)` over the completed jobs, or over their `evaluation` (an
         `evaluate/<overrides>` folder name) when given; None when no job has it."""
         sources = [
-            job.evaluations.get(evaluation, {}) if evaluation else job.metrics
-            for job in self.completed
+            job.evaluations.get(evaluation) if evaluation else job.metrics for job in self.completed
         ]
         values = [metric(source, name) for source in sources]
         values = [value for value in values if value is not None]
@@ -159,4 +159,4 @@ def evaluation_names(jobs: Sequence[Job]) -> list[str]:
 
 def class_names(jobs: Sequence[Job]) -> list[str]:
     """The classes of the completed jobs, in their order."""
-    return list(dict.fromkeys(name for job in jobs for name in job.metrics.get("classes", [])))
+    return list(dict.fromkeys(name for job in jobs if job.metrics for name in job.metrics.classes))

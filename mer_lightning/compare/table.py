@@ -10,6 +10,7 @@ row with its figure, and under Test one row per re-test of `python -m mer_lightn
 
 import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich import box
@@ -35,7 +36,7 @@ NOTE = (
     f"run's last {VAL_TAIL_EPOCHS} validated epochs, a steadier score for comparing recipes. "
     "With several runs per model (seeds), numbers are mean ± sample std. Generation order "
     "ranks the models by generation seconds (1 = made first): their fit seconds, plus, for a "
-    "model distilled from teachers (module.distill.teachers), the teachers' own."
+    "model distilled from teachers (callbacks.distill.teachers), the teachers' own."
 )
 GENERATION_ROW = "Generation seconds"
 GENERATION_NOTE = (
@@ -53,7 +54,7 @@ EVALUATION_NOTE = (
     '"Test, <overrides>" rows are the best checkpoints tested again with those overrides by '
     "`python -m mer_lightning.evaluate DIR <overrides>`."
 )
-JOB_KEYS = (  # scalar keys of metrics.json, in CSV column order
+JOB_KEYS = (  # RunResults fields that are CSV columns, in column order
     "model",
     "seed",
     "epochs",
@@ -73,6 +74,20 @@ DERIVED_KEYS = (VAL_TAIL_KEY,)  # CSV columns computed from metrics.json (`metri
 RETEST_KEYS = ("test_acc", "test_f1_macro")
 RETEST_PREFIX = "Test, "  # row name of a re-test: "Test, data.dedup=true"
 
+MEASURED, PAPER, RETEST, GENERATION = "measured", "paper", "retest", "generation"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: its name, one cell per group, what kind of figure it holds
+    (measured here, the paper's, a re-test, generation seconds) and whether a new section of
+    the terminal table starts at it."""
+
+    name: str
+    cells: list[str]
+    kind: str = MEASURED
+    section: bool = False
+
 
 def _cell(
     group: Group,
@@ -89,50 +104,60 @@ def _cell(
 
 
 def _measured_and_paper(
-    groups: Sequence[Group], row: str, name: str, spec: str, scale: float = 1.0
-) -> list[tuple[str, list[str]]]:
+    groups: Sequence[Group],
+    row: str,
+    name: str,
+    spec: str,
+    scale: float = 1.0,
+    section: bool = False,
+) -> list[Row]:
     """The row of metric `name`, then its "paper" row if the paper reports it for a model."""
-    rows = [(row, [_cell(g, name, spec, scale) for g in groups])]
+    rows = [Row(row, [_cell(g, name, spec, scale) for g in groups], section=section)]
     paper = [paper_figure(g.model, name) for g in groups]
     if any(value is not None for value in paper):
         cells = ["—" if value is None else format(value * scale, spec) for value in paper]
-        rows.append((row + PAPER_SUFFIX, cells))
+        rows.append(Row(row + PAPER_SUFFIX, cells, PAPER))
     return rows
 
 
-def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """(row name, one cell per group) for every row of the comparison table."""
+def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[Row]:
+    """Every row of the comparison table, in order."""
     evaluations = evaluation_names([job for group in groups for job in group.jobs])
     rows = [
         *_measured_and_paper(groups, "Train", "train_acc", ".2f", 100),
-        ("Val", [_cell(g, "val_acc", ".2f", 100) for g in groups]),
-        (VAL_TAIL_ROW, [_cell(g, VAL_TAIL_KEY, ".2f", 100) for g in groups]),
+        Row("Val", [_cell(g, "val_acc", ".2f", 100) for g in groups]),
+        Row(VAL_TAIL_ROW, [_cell(g, VAL_TAIL_KEY, ".2f", 100) for g in groups]),
         *_measured_and_paper(groups, "Test", "test_acc", ".2f", 100),
-        *[(RETEST_PREFIX + name, [_retest_cell(g, name) for g in groups]) for name in evaluations],
-        ("Generation order", [str(g.generation_order or "—") for g in groups]),
-        ("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups]),
+        *[
+            Row(RETEST_PREFIX + name, [_retest_cell(g, name) for g in groups], RETEST)
+            for name in evaluations
+        ],
+        Row("Generation order", [str(g.generation_order or "—") for g in groups]),
+        Row("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups], section=True),
         *_generation_seconds(groups),
-        ("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
-        ("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
-        ("Precision", [_precisions(g) for g in groups]),
+        Row("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
+        Row("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
+        Row("Precision", [_precisions(g) for g in groups]),
         *_measured_and_paper(groups, "Macro F1", "test_f1_macro", ".3f"),
     ]
-    for name in classes:
-        rows += _measured_and_paper(groups, f"F1 {name}", f"test/f1/{name}", ".3f")
-    rows.append(("Runs", [_runs(g) for g in groups]))
+    for index, name in enumerate(classes):
+        rows += _measured_and_paper(
+            groups, f"F1 {name}", f"test/f1/{name}", ".3f", section=index == 0
+        )
+    rows.append(Row("Runs", [_runs(g) for g in groups], section=True))
     return rows
 
 
-def table_note(rows: Sequence[tuple[str, list[str]]], not_swept: Sequence[str] = ()) -> str:
+def table_note(rows: Sequence[Row], not_swept: Sequence[str] = ()) -> str:
     """How to read the table, including its paper and re-test rows when it has them, and
     the overrides its columns ignore (`--not-swept`), so a reader sees the grouping chosen."""
-    names = [name for name, _ in rows]
+    kinds = {row.kind for row in rows}
     parts = [NOTE]
-    if any(name.endswith(PAPER_SUFFIX) for name in names):
+    if PAPER in kinds:
         parts.append(PAPER_NOTE)
-    if any(name.startswith(RETEST_PREFIX) and not name.endswith(PAPER_SUFFIX) for name in names):
+    if RETEST in kinds:
         parts.append(EVALUATION_NOTE)
-    if GENERATION_ROW in names:
+    if GENERATION in kinds:
         parts.append(GENERATION_NOTE)
     if not_swept:
         keys = ", ".join(f"`{key}`" for key in not_swept)
@@ -143,13 +168,13 @@ def table_note(rows: Sequence[tuple[str, list[str]]], not_swept: Sequence[str] =
     return " ".join(parts)
 
 
-def _generation_seconds(groups: Sequence[Group]) -> list[tuple[str, list[str]]]:
+def _generation_seconds(groups: Sequence[Group]) -> list[Row]:
     """The generation seconds row, when some model was distilled (otherwise it would repeat
     Fit seconds)."""
     if not any(group.distilled for group in groups):
         return []
     stats = [group.generation_seconds for group in groups]
-    return [(GENERATION_ROW, ["—" if s is None else s.format(".1f") for s in stats])]
+    return [Row(GENERATION_ROW, ["—" if s is None else s.format(".1f") for s in stats], GENERATION)]
 
 
 def _retest_cell(group: Group, evaluation: str) -> str:
@@ -163,7 +188,7 @@ def _retest_cell(group: Group, evaluation: str) -> str:
 def _precisions(group: Group) -> str:
     """The precision(s) the group's completed jobs trained in; fit seconds compare fairly only
     between the same precision (on the same machine). "—" for runs that did not record it."""
-    found = [job.metrics.get("precision") for job in group.completed]
+    found = [job.metrics.precision for job in group.completed]
     return ", ".join(dict.fromkeys(value or "—" for value in found)) or "—"
 
 
@@ -194,7 +219,7 @@ def markdown(title: str, groups, classes, jobs, not_swept: Sequence[str] = ()) -
     lines.append("| | " + " | ".join(_md(g.label) for g in groups) + " |")
     lines.append("|---|" + "---:|" * len(groups))
     rows = table_rows(groups, classes)
-    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    lines += [f"| {row.name} | " + " | ".join(row.cells) + " |" for row in rows]
     lines += ["", table_note(rows, not_swept), ""]
     failed = failed_jobs(jobs)
     if failed:
@@ -217,8 +242,9 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
     jobs = [(group, job) for group in groups for job in group.jobs]
     jobs.sort(key=lambda pair: (pair[1].num is None, pair[1].num or 0))
     override_keys = list(dict.fromkeys(k for _, job in jobs for k in job.overrides))
-    logged = sorted({k for _, job in jobs for k in job.metrics.get("metrics", {})})
-    classes = list(dict.fromkeys(c for _, job in jobs for c in job.metrics.get("per_class") or {}))
+    results = [job.metrics for _, job in jobs if job.metrics is not None]
+    logged = sorted({k for r in results for k in r.metrics})
+    classes = list(dict.fromkeys(c for r in results for c in r.per_class or {}))
     retests = [
         (name, key) for name in evaluation_names([j for _, j in jobs]) for key in RETEST_KEYS
     ]
@@ -231,17 +257,17 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for group, job in jobs:
-            per_class = job.metrics.get("per_class") or {}
+            per_class = (job.metrics.per_class if job.metrics else None) or {}
             writer.writerow(
                 [job.num, job.status, job.error, group.label, group.generation_order]
                 + [job.generation_seconds]
                 + [job.dir.relative_to(path.parent) if job.dir else None]
                 + [job.overrides.get(k) for k in override_keys]
-                + [job.metrics.get(k) for k in JOB_KEYS]
+                + [getattr(job.metrics, k, None) for k in JOB_KEYS]
                 + [metric(job.metrics, k) for k in DERIVED_KEYS]
                 + [metric(job.metrics, k) for k in logged]
                 + [per_class.get(name, {}).get("support") for name in classes]
-                + [job.evaluations.get(name, {}).get(key) for name, key in retests]
+                + [getattr(job.evaluations.get(name), key, None) for name, key in retests]
             )
 
 
@@ -254,9 +280,8 @@ def print_tables(
     for group in groups:
         table.add_column(group.label, justify="right")
     rows = table_rows(groups, classes)
-    section_starts = {"Fit seconds", f"F1 {classes[0]}" if classes else "Runs", "Runs"}
-    for (name, cells), following in zip(rows, [*rows[1:], ("", [])], strict=True):
-        table.add_row(name, *cells, end_section=following[0] in section_starts)
+    for row, following in zip(rows, [*rows[1:], None], strict=True):
+        table.add_row(row.name, *row.cells, end_section=following is not None and following.section)
     console.print(table)
     console.print(table_note(rows, not_swept), style="dim")
     failed = failed_jobs(jobs)

@@ -1,20 +1,17 @@
 """The one LightningModule that wraps every architecture."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
-from torchvision.transforms import v2
 
 from mer_lightning.core.data.normalize import channel_stats, normalize_images
 from mer_lightning.core.errors import UserError
 from mer_lightning.core.metrics import classification_metrics
 from mer_lightning.core.models.tta import averaged_logits, check_shift
-from mer_lightning.recipes.distill import Distillation
-from mer_lightning.recipes.sam import SAM
 
 DIVERGED_FIX = (
     "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
@@ -26,38 +23,31 @@ class TrainingDiverged(UserError):
     """The loss or the weights stopped being finite numbers; training cannot recover."""
 
 
-def batch_mix(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -> v2.Transform | None:
-    """torchvision's MixUp and/or CutMix of (images, labels) batches (None when both are 0).
+class TrainingObjective(Protocol):
+    """What a recipe may put in place of the labels' loss (e.g. distillation's callback).
 
-    With both on, each batch gets one of them at random, as in the DeiT and timm recipes. A
-    single one is returned bare, so that it draws the same random numbers as before CutMix
-    existed and runs repeat exactly.
+    Called with the labels' loss of a training batch, the net's logits and the batch's
+    images (as the net's input was made from them); returns the loss to minimise and named
+    parts to log as `train/<name>`.
     """
-    mixes = [
-        mix(alpha=alpha, num_classes=num_classes)
-        for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha))
-        if alpha > 0
-    ]
-    if len(mixes) > 1:
-        return v2.RandomChoice(mixes)
-    return mixes[0] if mixes else None
+
+    def __call__(
+        self, label_loss: torch.Tensor, logits: torch.Tensor, images: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
 
 class EmotionClassifier(L.LightningModule):
     """Cross-entropy training of an injected nn.Module, with val/test metrics.
 
-    Batches arrive as uint8 images; `normalize` turns them into the float input the net
-    expects. `arch` (the net's constructor config) and the preprocessing are saved as
+    Batches arrive as images (uint8, or float 0-255 pixels once blended by the data step's
+    MixUp/CutMix) with integer or soft labels; `normalize` turns images into the float input
+    the net expects. `arch` (the net's constructor config) and the preprocessing are saved as
     hyperparameters so that a checkpoint alone rebuilds and feeds the model. With
     `tta_hflip`, validation, test and predict average the logits of each image and its
     mirror, and with `tta_shift` > 0 those of the image moved by that many pixels up, down,
-    left and right too (training still sees one view per step). With `mixup_alpha` > 0, each
-    training batch is MixUp-blended (torchvision's: pairs of faces and their one-hot labels, weight
-    ~ Beta(alpha, alpha)), a regulariser for nets that end training over-fitted; with
-    `cutmix_alpha` > 0, CutMix (a box of each face pasted from another, labels mixed by its
-    area); with both, each batch gets one of the two at random. With `distill`, the loss
-    mixes the labels' cross-entropy with matching frozen teachers' softened predictions on the
-    same (augmented, blended) batch.
+    left and right too (training still sees one view per step). Recipes plug in from
+    outside: a callback may set `objective` to change the training loss (distillation), an
+    optimizer may take Lightning's closure and evaluate it more than once (SAM).
     """
 
     def __init__(
@@ -76,26 +66,21 @@ class EmotionClassifier(L.LightningModule):
         compile: bool = False,
         tta_hflip: bool = False,
         tta_shift: int = 0,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        distill: Distillation | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise UserError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
-        for key, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-            if alpha < 0:
-                raise UserError(f"module.{key}={alpha} must be >= 0 (0 = off)")
         check_shift(tta_shift, image_size)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "distill"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
-        self.distill = distill
+        # The training loss in place of the labels' own; set by a recipe's callback, never
+        # saved (e.g. distillation's teachers stay out of the checkpoint).
+        self.objective: TrainingObjective | None = None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         n = len(class_names)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        self.batch_mix = batch_mix(mixup_alpha, cutmix_alpha, n)
         self.register_buffer("mean", channel_stats(mean), persistent=False)
         self.register_buffer("std", channel_stats(std), persistent=False)
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -106,11 +91,9 @@ class EmotionClassifier(L.LightningModule):
         # Each image's probabilities and label from the last val and test loops, so that
         # predictions.csv holds the very scores the metrics counted, without another pass.
         self.scored_batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        # The last training batch's images (the very tensor Lightning passed) with its inputs,
-        # blend and teacher targets: an optimizer that runs a step's closure twice
-        # (mer_lightning.recipes.sam.SAM) trains on the same blend both times, and the batch is
-        # counted and logged once.
-        self.step_inputs: tuple[torch.Tensor, tuple] | None = None
+        # (epoch, batch) last counted and logged: an optimizer may evaluate a step's closure
+        # more than once (SAM, L-BFGS), and each batch counts once.
+        self.counted_batch: tuple[int, int] | None = None
         # Saved with the weights, so that a resumed run keeps counting its throughput.
         self.register_buffer("train_images_seen", torch.zeros((), dtype=torch.long))
         if channels_last:
@@ -136,43 +119,29 @@ class EmotionClassifier(L.LightningModule):
         return averaged_logits(self.net, self.normalize(images), hflip, shift)
 
     def training_step(self, batch, batch_idx):
-        images, labels = batch
-        repeat = self.step_inputs is not None and self.step_inputs[0] is images
-        if repeat:
-            inputs, targets, soft_targets = self.step_inputs[1]
-        else:
-            inputs, targets = self.normalize(images), labels
-            if self.batch_mix is not None:
-                inputs, targets = self.batch_mix(inputs, labels)
-            soft_targets = None
-            if self.distill is not None:
-                soft_targets = self.distill.soft_targets(inputs, self.mean, self.std)
-            self.step_inputs = (images, (inputs, targets, soft_targets))
-        logits = self.net(inputs)
+        images, targets = batch
+        logits = self.net(self.normalize(images))
         loss = self.loss(logits, targets)
-        if soft_targets is not None:
-            distill_loss = self.distill.loss(logits, soft_targets)
-            if not repeat:
-                self.log("train/distill_loss", distill_loss, on_step=False, on_epoch=True)
-            loss = (1 - self.distill.weight) * loss + self.distill.weight * distill_loss
+        parts: dict[str, torch.Tensor] = {}
+        if self.objective is not None:
+            loss, parts = self.objective(loss, logits, images)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"train/loss is {loss.item()} at epoch {self.current_epoch}, global step "
                 f"{self.global_step} (batch {batch_idx}); stopped before the weights took a bad "
                 f"step. Fix: {DIVERGED_FIX}"
             )
-        if repeat:
+        if self.counted_batch == (self.current_epoch, batch_idx):
             return loss
-        self.train_images_seen += labels.shape[0]
+        self.counted_batch = (self.current_epoch, batch_idx)
+        self.train_images_seen += targets.shape[0]
         # Under MixUp or CutMix, a blended face counts as its larger share's class.
         self.train_acc(logits, targets.argmax(dim=1) if targets.ndim == 2 else targets)
+        for name, value in parts.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
-
-    def on_fit_start(self) -> None:
-        if self.distill is not None:
-            self.distill.to(self.device)
 
     @staticmethod
     def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -238,12 +207,13 @@ class EmotionClassifier(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         # The benchmark's plain loop builds the optimizer without a Trainer.
         accumulate = 1 if self._trainer is None else self._trainer.accumulate_grad_batches
-        if isinstance(optimizer, SAM) and accumulate > 1:
-            # SAM's second pass re-runs only the step's last batch, on the summed gradients.
+        if accumulate > 1 and not getattr(optimizer, "accumulates_gradients", True):
+            # e.g. SAM: its second pass re-runs only the step's last batch.
             raise UserError(
-                f"trainer.accumulate_grad_batches={accumulate} does not work with SAM "
-                "(module.optimizer._target_=mer_lightning.recipes.sam.SAM). Fix: set it to 1 and raise "
-                "data.batch_size instead, or train without SAM"
+                f"trainer.accumulate_grad_batches={accumulate} does not work with "
+                f"module.optimizer._target_={type(optimizer).__module__}."
+                f"{type(optimizer).__name__}, which re-evaluates each step's last batch. Fix: "
+                "set it to 1 and raise data.batch_size instead"
             )
         if self.scheduler_factory is None:
             return optimizer

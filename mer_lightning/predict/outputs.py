@@ -168,12 +168,12 @@ def print_report(
             f"[bold]{prediction.label}",
             f"{prediction.confidence:.1%}",
         )
-    notes = []
+    caption = []
     if any(not p.face_detected for p in predictions[:max_rows]):
-        notes.append("face none: no face found, the whole image was classified")
+        caption.append("face none: no face found, the whole image was classified")
     if len(predictions) > max_rows:
-        notes.append(f"first {max_rows} of {len(predictions)} rows; all are in the CSV and JSON")
-    table.caption = "\n".join(notes) or None
+        caption.append(f"first {max_rows} of {len(predictions)} rows; all are in the CSV files")
+    table.caption = "\n".join(caption) or None
     console.print(table)
     for file, reason in skipped:
         console.print(f"[yellow]skipped[/] {file}: {reason}", highlight=False)

@@ -57,7 +57,12 @@ def _relative(path: Path, source: Path) -> Path:
 
 
 def _predict_video(
-    predictor: FacePredictor, path: Path, source: Path, run_dir: Path, cfg: DictConfig, out: Collected
+    predictor: FacePredictor,
+    path: Path,
+    source: Path,
+    run_dir: Path,
+    cfg: DictConfig,
+    out: Collected,
 ) -> None:
     """One video: its frames' faces, a probability plot, the annotated copy; a video that
     cannot be read is skipped with its reason."""
@@ -78,7 +83,9 @@ def _predict_video(
         )
     if result.predictions:
         plot = run_dir / "plots" / relative.with_name(relative.name + ".png")
-        outputs.probability_plot(plot, str(relative), result.predictions, predictor.model.class_names)
+        outputs.probability_plot(
+            plot, str(relative), result.predictions, predictor.model.class_names
+        )
 
 
 def predict_files(

@@ -7,59 +7,95 @@ alike the classes look to them; it is the standard way to carry an ensemble's ac
 single deployable net. Teachers are finished runs of this project on the same training split.
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from torch.nn import functional as F
 
 from mer_lightning.core.checkpoint import LoadedModel, load_checkpoint
-from mer_lightning.core.data.normalize import channel_stats
+from mer_lightning.core.data.normalize import channel_stats, normalize_images
 from mer_lightning.core.errors import UserError
 from mer_lightning.core.models.tta import averaged_logits
 from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import read_predictions
 
-KEY = "module.distill.teachers"
+KEY = "callbacks.distill.teachers"
+LEGACY_KEY = "module.distill.teachers"  # where run configs named teachers before the callback
 
 
-@dataclass(frozen=True)
-class Distillation:
-    """Frozen teachers and how much the student learns from them.
+class Distillation(L.Callback):
+    """Trains the student on the labels and on frozen teachers' softened predictions.
 
-    Not an nn.Module on purpose: held by the LightningModule, the teachers stay out of its
-    state_dict, its optimizer and its train/eval switching.
+    A callback, so that the LightningModule never names it: at fit start it loads and checks
+    the teachers, then sets the module's training `objective` to
+    `(1 - weight) * label loss + weight * KL(teachers || student)`, both at `temperature`,
+    on the very batch the student sees (augmented, MixUp-blended). With no `teachers` it does
+    nothing. Teachers are held here, not by the module, so they stay out of its checkpoint.
     """
 
-    teachers: tuple[LoadedModel, ...]
-    temperature: float
-    weight: float
-    mirror: bool = False  # teach each face's and its mirror's mean logits (module.distill.mirror)
+    def __init__(
+        self,
+        teachers: Sequence[str] = (),
+        temperature: float = 4.0,
+        weight: float = 0.5,
+        mirror: bool = False,
+    ) -> None:
+        self.paths = [str(path) for path in teachers or ()]
+        self.temperature = float(temperature)
+        self.weight = float(weight)
+        self.mirror = bool(mirror)  # teach each face's and its mirror's mean logits
+        self.teachers: tuple[LoadedModel, ...] = ()
+        # The last batch's images and their soft targets: an optimizer that evaluates a
+        # step's closure twice (SAM) is taught the same targets without a second forward.
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def to(self, device: torch.device) -> "Distillation":
-        """Move the teachers' weights to `device` (in place); returns self."""
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or not self.paths:
+            return
+        datamodule = trainer.datamodule
+        self.teachers = load_teachers(
+            self.paths,
+            class_names=datamodule.class_names,
+            image_size=int(pl_module.hparams.image_size),
+            val_files=datamodule.split_files("val"),
+        )
+        pl_module.objective = self.objective
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for teacher in self.teachers:
-            teacher.net.to(device)
-        return self
+            teacher.net.to(pl_module.device)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.teachers:
+            pl_module.objective = None
+            self._last = None
+
+    def objective(
+        self, label_loss: torch.Tensor, logits: torch.Tensor, images: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The module's training loss with the teachers' term mixed in (see the class)."""
+        if self._last is None or self._last[0] is not images:
+            self._last = (images, self.soft_targets(images))
+        distill_loss = self.loss(logits, self._last[1])
+        loss = (1 - self.weight) * label_loss + self.weight * distill_loss
+        return loss, {"distill_loss": distill_loss}
 
     @torch.no_grad()
-    def soft_targets(
-        self, inputs: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
-    ) -> torch.Tensor:
-        """The teachers' mean class probabilities at the temperature for the student's
-        normalised `inputs` (made with `mean`, `std`), each teacher fed the same pixels in
-        its own normalisation, so that augmented or MixUp-blended batches reach it as is.
-        With `mirror`, each teacher's logits are those of the face and its mirror averaged,
-        as a run with module.tta_hflip predicts: a steadier teacher for one more forward."""
-        pixels = inputs.float() * std + mean
+    def soft_targets(self, images: torch.Tensor) -> torch.Tensor:
+        """The teachers' mean class probabilities at the temperature for a batch of images
+        (uint8, or float 0-255 pixels once blended), each teacher fed them in its own
+        normalisation. With `mirror`, each teacher's logits are those of the face and its
+        mirror averaged, as a run with module.tta_hflip predicts: a steadier teacher for one
+        more forward."""
         probabilities = []
         for teacher in self.teachers:
-            own_mean = channel_stats(teacher.mean).to(pixels)
-            own_std = channel_stats(teacher.std).to(pixels)
-            own_inputs = (pixels - own_mean) / own_std
-            logits = averaged_logits(teacher.net, own_inputs, hflip=self.mirror).float()
+            own_mean = channel_stats(teacher.mean).to(images.device)
+            own_std = channel_stats(teacher.std).to(images.device)
+            inputs = normalize_images(images, own_mean, own_std)
+            logits = averaged_logits(teacher.net, inputs, hflip=self.mirror).float()
             probabilities.append((logits / self.temperature).softmax(dim=1))
         return torch.stack(probabilities).mean(dim=0)
 
@@ -71,19 +107,13 @@ class Distillation:
         return kl * self.temperature**2
 
 
-def load_distillation(
-    settings: Mapping[str, Any] | None,
-    class_names: Sequence[str],
-    image_size: int,
-    val_files: Sequence[str],
-) -> Distillation | None:
-    """The teachers of `module.distill` (`settings`), checked against the student's classes,
-    input size and validation split; None when it names no teacher (distillation off)."""
-    teachers = list((settings or {}).get("teachers") or [])
-    if not teachers:
-        return None
+def load_teachers(
+    paths: Sequence[str], class_names: Sequence[str], image_size: int, val_files: Sequence[str]
+) -> tuple[LoadedModel, ...]:
+    """The teacher checkpoints at `paths`, checked against the student's classes, input size
+    and validation split."""
     loaded = []
-    for index, path in enumerate(teachers):
+    for index, path in enumerate(paths):
         where = f"{KEY}[{index}]={path}"
         file = _checkpoint_file(where, path)
         try:
@@ -103,12 +133,19 @@ def load_distillation(
             )
         _check_same_val_split(where, file, val_files)
         loaded.append(teacher)
-    return Distillation(
-        tuple(loaded),
-        float(settings["temperature"]),
-        float(settings["weight"]),
-        mirror=bool(settings.get("mirror", False)),
-    )
+    return tuple(loaded)
+
+
+def teachers_of(config: Any) -> list[str]:
+    """The teacher checkpoints a run's (unresolved) config names; [] if none. Reads the
+    callback's key and, for runs of before it, the module's."""
+    from omegaconf import OmegaConf
+
+    for key in (KEY, LEGACY_KEY):
+        found = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+        if found:
+            return [str(teacher) for teacher in found]
+    return []
 
 
 def teacher_run_dir(checkpoint: Path) -> Path:

@@ -45,6 +45,10 @@ class SAM(torch.optim.Optimizer):
     the checkpoint holds its state, so a resumed run continues the same moments.
     """
 
+    # Its second pass re-runs only a step's last batch: summed gradients of several would
+    # be perturbed by one batch's ascent (the module refuses trainer.accumulate_grad_batches).
+    accumulates_gradients = False
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -33,10 +33,50 @@ def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
     return cfg
 
 
+# Config keys and import paths that moved when recipes left the LightningModule; runs
+# trained before name the old ones in their overrides.
+MOVED_KEYS = {
+    "module.mixup_alpha": "data.mixup_alpha",
+    "module.cutmix_alpha": "data.cutmix_alpha",
+    "module.distill": "callbacks.distill",
+}
+MOVED_TARGETS = {
+    "mer_lightning.sam.SAM": "mer_lightning.recipes.sam.SAM",
+    "mer_lightning.sampler.": "mer_lightning.recipes.sampler.",
+}
+
+
+def moved_key_message(old: str) -> str:
+    """One line telling a user of a moved key where it went."""
+    return f"{old} moved to {MOVED_KEYS[old]}: write {MOVED_KEYS[old]}=... instead"
+
+
+def moved_override(override: str) -> str | None:
+    """The moved key an override sets (`module.mixup_alpha=0.2` -> `module.mixup_alpha`),
+    or None when it sets none."""
+    key = override.lstrip("+~").split("=", 1)[0]
+    return next((old for old in MOVED_KEYS if key == old or key.startswith(old + ".")), None)
+
+
+def current_override(override: str) -> str:
+    """An override of a run trained before keys and classes moved, in today's terms."""
+    prefix = override[: len(override) - len(override.lstrip("+~"))]
+    key, sep, value = override[len(prefix) :].partition("=")
+    old = moved_override(override)
+    if old is not None:
+        key = MOVED_KEYS[old] + key[len(old) :]
+    for before, after in MOVED_TARGETS.items():
+        value = value.replace(before, after)
+    return prefix + key + sep + value
+
+
 def recompose_run_config(run_dir: Path, overrides: list[str], output_dir: Path) -> DictConfig:
     """The config a finished run was trained with (its `.hydra/overrides.yaml`) plus
     `overrides`: for tools that test or reuse a run's checkpoint on its own data."""
-    trained_with = list(OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml"))
+    trained_with = [
+        current_override(str(line))
+        for line in OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml")
+    ]
     return compose_run_config([*trained_with, *overrides, "print_config=false"], output_dir)
 
 

@@ -11,6 +11,7 @@ import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.core.errors import UserError
+from mer_lightning.runs.disk import full_disk_cause, full_disk_error
 
 FIRST_GROUPS = ("data", "model", "module", "trainer", "callbacks", "logger")
 
@@ -37,11 +38,33 @@ def print_user_error(message: str) -> None:
     )
 
 
+def user_error_of(error: BaseException, where: str | None = None) -> UserError | None:
+    """The user mistake behind `error`, or None for a bug.
+
+    Hydra's `instantiate` wraps whatever the target raised in an InstantiationException
+    (`raise InstantiationException(...) from e`, nested once per level of instantiation),
+    which would hide a UserError's one line behind Hydra's message; the `__cause__` chain is
+    followed to find it. A full disk (ENOSPC, EDQUOT) anywhere in the chain is a user
+    matter too: the message names the file, or `where` when the OS did not say.
+    """
+    chain: BaseException | None = error
+    while chain is not None:
+        if isinstance(chain, UserError):
+            return chain
+        chain = chain.__cause__
+    full = full_disk_cause(error)
+    return full_disk_error(full.filename or where, full) if full is not None else None
+
+
 @contextlib.contextmanager
 def exit_on_user_error() -> Iterator[None]:
-    """For command entry points: a UserError inside prints one line and exits with status 2."""
+    """For command entry points: a user mistake inside (a UserError, also one wrapped by
+    Hydra's instantiate, or a full disk) prints one line and exits with status 2."""
     try:
         yield
-    except UserError as error:
-        print_user_error(str(error))
+    except Exception as error:
+        mistake = user_error_of(error)
+        if mistake is None:
+            raise
+        print_user_error(str(mistake))
         sys.exit(2)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
 from mer_lightning.core.metrics import AVERAGES, PER_CLASS  # noqa: E402
+from mer_lightning.runs.disk import atomic_open  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 def per_class_table(
@@ -102,5 +107,26 @@ def save_figure(fig, path: Path) -> None:
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Pretty JSON, keys in insertion order."""
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    """Pretty JSON, keys in insertion order; written whole or not at all (a torn metrics.json
+    would stop resume=true), and a full disk is one line naming the file."""
+    with atomic_open(path, "w") as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
+
+
+def write_test_reports(out_dir: Path, results, confusion, loggers: Sequence = ()) -> None:
+    """classification_report.txt and confusion_matrix.{csv,png} of a test; fills
+    `results.per_class` (a RunResults). Also the confusion matrix figure in the TensorBoard
+    loggers."""
+    if confusion is None:
+        return
+    names = results.classes
+    results.per_class = per_class_table(results.metrics, confusion, names, "test")
+    text = classification_report(results.metrics, results.per_class, "test")
+    (out_dir / "classification_report.txt").write_text(text)
+    log.info("test classification report:\n%s", text)
+    write_confusion_csv(out_dir / "confusion_matrix.csv", confusion, names)
+    figure = confusion_figure(confusion, names)
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure("test/confusion_matrix", figure, close=False)
+    save_figure(figure, out_dir / "confusion_matrix.png")

@@ -10,7 +10,6 @@ Without resume=true (or ckpt_path=last) a run refuses to start in a dir that hol
 run's results, so a reused hydra.run.dir or hydra.sweep.dir never overwrites them.
 """
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,20 @@ from omegaconf import DictConfig
 
 from mer_lightning.core.errors import UserError
 from mer_lightning.runs.config import run_identity
+from mer_lightning.runs.results import FILE as METRICS_FILE
+from mer_lightning.runs.results import RunResults, read_results
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 
-
-def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
-    """With resume=true, the stored metrics.json of a run that already finished, else None."""
+def finished_results(cfg: DictConfig, run_dir: Path) -> RunResults | None:
+    """With resume=true, the stored results of a run that already finished, else None."""
     path = run_dir / METRICS_FILE
     if not cfg.get("resume") or not path.is_file():
         return None
-    finished = json.loads(path.read_text())
+    finished = read_results(path)
     ours = run_identity(cfg)
-    theirs = {key: finished.get(key) for key in ours}
+    theirs = {key: getattr(finished, key) for key in ours}
     if theirs != ours:
         raise UserError(
             f"resume=true: {run_dir} holds a finished run of {_describe(theirs)} ({path}), "

@@ -41,3 +41,39 @@ def box_iou(a, b) -> float:
     inter_h = max(0, min(ay + ah, by + bh) - max(ay, by))
     inter = inter_w * inter_h
     return inter / (aw * ah + bw * bh - inter)
+
+
+# Where MediaPipe's legacy `solutions.face_detection` (mediapipe 0.10.21, the API the dataset's
+# crops were cut with) boxes the face of scikit-image's astronaut photo (512x512, public
+# domain): x, y, width, height in pixels, int() of its relative box as the dataset's script did.
+ASTRONAUT_FACE = (177, 82, 95, 95)
+
+
+def astronaut() -> np.ndarray:
+    """scikit-image's bundled astronaut photo (Eileen Collins, NASA, public domain) as BGR:
+    a real face that ships with a package, so no face image lives in this repository."""
+    data = __import__("pytest").importorskip(
+        "skimage.data", reason="scikit-image (a dev dependency) ships the test face photo"
+    )
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def face_photo(
+    scale: float = 1.0, left: int = 0, top: int = 0, size: tuple[int, int] = (720, 640)
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A photo made by the test: the astronaut scaled by `scale`, pasted at (left, top) on a
+    grey canvas of `size` (width, height); returns it and where the dataset's detector boxes
+    the face in it."""
+    source = astronaut()
+    if scale != 1.0:
+        source = cv2.resize(source, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((size[1], size[0], 3), 128, np.uint8)
+    height, width = source.shape[:2]
+    canvas[top : top + height, left : left + width] = source[: size[1] - top, : size[0] - left]
+    x, y, w, h = ASTRONAUT_FACE
+    return canvas, (
+        round(left + x * scale),
+        round(top + y * scale),
+        round(w * scale),
+        round(h * scale),
+    )

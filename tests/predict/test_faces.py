@@ -8,7 +8,7 @@ from torch import nn
 
 from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.errors import UserError
-from mer_lightning.predict.faces import Box, FaceDetector, enhance, to_model_input
+from mer_lightning.predict.faces import Box, HaarDetector, enhance, to_model_input
 from mer_lightning.predict.pipeline import FacePredictor
 from tests.predict.helpers import box_iou, upscaled_face
 
@@ -124,7 +124,7 @@ def test_every_detected_face_gets_its_own_prediction():
 def test_an_image_without_a_face_is_classified_whole():
     image = gradient_image()
     model = recording_model()
-    predictor = FacePredictor(model, FaceDetector(), enhance_settings={"enabled": False})
+    predictor = FacePredictor(model, HaarDetector(), enhance_settings={"enabled": False})
 
     [prediction] = predictor.predict(image, "landscape.jpg")
 
@@ -135,13 +135,13 @@ def test_an_image_without_a_face_is_classified_whole():
 
 def test_unknown_cascade_names_the_key_and_the_fix():
     with pytest.raises(UserError, match="faces.cascade=no_such.xml .*opencv-python-headless"):
-        FaceDetector("no_such.xml")
+        HaarDetector("no_such.xml")
 
 
 def test_cascade_finds_a_real_face_once_it_is_large_enough(real_root):
     source = real_root / "test" / "happiness" / "happiness1.jpg"
     photo = upscaled_face(source)  # the face spans (80, 80) to (400, 400) of a 480x480 photo
-    boxes = FaceDetector().detect(photo)
+    boxes = HaarDetector().detect(photo)
     assert len(boxes) >= 1
     face = boxes[0]
     assert box_iou((face.x, face.y, face.width, face.height), (80, 80, 320, 320)) > 0.5

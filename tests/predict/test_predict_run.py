@@ -13,7 +13,8 @@ import torch
 
 from mer_lightning.core.checkpoint import load_checkpoint
 from mer_lightning.core.errors import UserError
-from mer_lightning.predict.faces import enhance, to_model_input
+from mer_lightning.predict import shipped
+from mer_lightning.predict.faces import to_model_input
 from mer_lightning.predict.task import run
 from tests.helpers import CLASSES
 from tests.predict.helpers import compose_task, upscaled_face
@@ -69,6 +70,9 @@ def test_folder_prediction_writes_csv_json_and_annotated_copies(checkpoint, phot
         "images": 3,
         "faces": 0,
         "whole_images": 3,
+        "videos": 0,
+        "frames": 0,
+        "frame_faces": 0,
         "skipped": 3,
         "run_dir": str(out),
     }
@@ -87,12 +91,12 @@ def test_folder_prediction_writes_csv_json_and_annotated_copies(checkpoint, phot
     ]
     assert [row["file"] for row in rows] == [str(p) for p in images]
 
-    # The synthetic images hold no face: each is classified whole, with the enhanced image.
+    # The synthetic images hold no face: each is classified whole, resized as a dataset crop.
     model = load_checkpoint(checkpoint)
-    settings = dict(cfg.enhance)
+    assert cfg.enhance.enabled is False and cfg.faces.dataset_size == 80
     for row, path in zip(rows, images, strict=True):
         image = cv2.imread(str(path))
-        expected = model.predict_proba(to_model_input([enhance(image, settings)], 32))[0]
+        expected = model.predict_proba(to_model_input([image], 32, 80))[0]
         probabilities = torch.tensor([float(row[c]) for c in PROBABILITY_COLUMNS])
         torch.testing.assert_close(probabilities, expected, atol=1e-6, rtol=0)
         assert row["face_detected"] == "False" and row["face"] == "0"
@@ -139,16 +143,19 @@ def test_a_single_image_detection_off_and_one_thread(checkpoint, synthetic_root,
         torch.set_num_threads(threads)
     [row] = read_csv(out / "predictions.csv")
     expected = load_checkpoint(checkpoint).predict_proba(
-        to_model_input([cv2.imread(str(image))], 32)
+        to_model_input([cv2.imread(str(image))], 32, 80)
     )[0]
     assert row["file"] == str(image) and row["face_detected"] == "False"
     assert float(row["p_happiness"]) == pytest.approx(float(expected[3]), abs=1e-6)
     assert not (out / "annotated").exists()
 
 
-def test_missing_keys_and_inputs_are_user_errors(checkpoint, tmp_path):
-    with pytest.raises(UserError, match="ckpt is required"):
+def test_missing_keys_and_inputs_are_user_errors(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "no_model_here")
+    with pytest.raises(UserError, match="no trained model ships with this install .*ckpt=PATH"):
         run(compose_task("predict", ["input=x.jpg"], tmp_path / "a"))
+    with pytest.raises(UserError, match="input is required"):
+        run(compose_task("predict", [f"ckpt={checkpoint}"], tmp_path / "a2"))
     with pytest.raises(UserError, match="input=.*nowhere does not exist"):
         run(
             compose_task(

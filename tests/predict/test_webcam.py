@@ -88,10 +88,11 @@ def test_space_saves_the_frame_and_its_predictions_and_q_quits(
     monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
     monkeypatch.setattr(cv2, "getWindowProperty", lambda *args: 1.0)
     monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
-    monkeypatch.setattr("mer_lightning.predict.task.FaceDetector", lambda *args: FixedDetector())
+    monkeypatch.setattr("mer_lightning.predict.task.build_detector", lambda *args: FixedDetector())
     out = tmp_path / "run"
 
-    summary = run(compose_task("predict", [f"ckpt={checkpoint}", "input=webcam"], out))
+    overrides = [f"ckpt={checkpoint}", "input=webcam", "faces.min_crop=0"]
+    summary = run(compose_task("predict", overrides, out))
 
     assert len(shown) == 4 and FakeCamera.instances[0].released
     assert (shown[0] != frames[0]).any()  # the box and emotion are drawn over the face
@@ -102,6 +103,11 @@ def test_space_saves_the_frame_and_its_predictions_and_q_quits(
     assert prediction["file"] == "captures/capture_001.png"
     assert prediction["box"] == {"x": 20, "y": 10, "width": 30, "height": 30}
     assert (out / "predictions.csv").read_text().count("\n") == 2  # header + the one face
+    # Every frame went through the video loop: one row per face per frame, with its time.
+    rows = (out / "frames.csv").read_text().splitlines()
+    assert rows[0].startswith("file,frame,time_s,face,") and len(rows) == 5
+    assert [row.split(",")[1] for row in rows[1:]] == ["0", "1", "2", "3"]
+    assert summary["frames"] == 4 and summary["frame_faces"] == 4
 
 
 def test_has_gui_reads_the_opencv_build_information(monkeypatch):

@@ -22,6 +22,7 @@ from mer_lightning.core.data.images import (
     warn_bad_files,
 )
 from mer_lightning.core.data.layout import SplitFiles, class_names, list_split, resolve_root
+from mer_lightning.core.data.mix import batch_mix, mix_batch
 from mer_lightning.core.errors import UserError
 
 
@@ -29,7 +30,8 @@ class MicroExpressionDataModule(L.LightningDataModule):
     """Train/val/test loaders over images decoded once into memory.
 
     Validation is a stratified, seeded share of train/ (none with val_fraction=0). Batches
-    are uint8 (N, 3, S, S); the LightningModule converts and normalises them on the device.
+    are uint8 (N, 3, S, S), or float 0-255 pixels with soft labels once MixUp/CutMix blended
+    them; the LightningModule converts and normalises them on the device.
     Setup audits the files it decodes (`self.audit`) and, with dedup, leaves out duplicates
     that would distort the test accuracy or teach two labels for one picture.
     """
@@ -53,6 +55,8 @@ class MicroExpressionDataModule(L.LightningDataModule):
         std: Sequence[float] = (0.5, 0.5, 0.5),
         augment: Mapping[str, Any] | None = None,
         batch_augment: bool = False,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -68,6 +72,8 @@ class MicroExpressionDataModule(L.LightningDataModule):
         self.batch_augmentation = (
             build_batch_augmentation(augment or {}, image_size) if batch_augment else None
         )
+        batch_mix(mixup_alpha, cutmix_alpha, 2)  # checks the alphas before the data is read
+        self.mix = None  # MixUp/CutMix of training batches, built once the classes are known
         self.root: Path | None = None
         self.class_names: list[str] = []
         self.train_images: DecodedImages | None = None
@@ -102,6 +108,7 @@ class MicroExpressionDataModule(L.LightningDataModule):
                 "train_conflicting_labels": len(from_train),
             }
         self.train_images, self.test_images = train, test
+        self.mix = batch_mix(hp.mixup_alpha, hp.cutmix_alpha, len(self.class_names))
         self.train_indices, self.val_indices = stratified_split(
             self.train_images.labels, hp.val_fraction, hp.split_seed
         )
@@ -186,8 +193,12 @@ class MicroExpressionDataModule(L.LightningDataModule):
         return self._loader(dataset, shuffle=True, batch_size=self.hparams.batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Batched augmentation of training batches, on their device; others pass through."""
-        return augment_batch(self.batch_augmentation, batch)
+        """Batched augmentation, then MixUp/CutMix, of training batches on their device;
+        others pass through."""
+        batch = augment_batch(self.batch_augmentation, batch)
+        if self.mix is not None and self.trainer is not None and self.trainer.training:
+            batch = mix_batch(self.mix, *batch)
+        return batch
 
     def train_eval_dataloader(self) -> DataLoader:
         """Training images without augmentation, for the paper's "train accuracy"."""

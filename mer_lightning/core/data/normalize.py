@@ -11,6 +11,7 @@ def channel_stats(values: Sequence[float]) -> torch.Tensor:
 
 
 def normalize_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB (N, 3, H, W) -> float input of the nets: pixels scaled to [0, 1], then
-    (x - mean) / std per channel (data.mean, data.std)."""
-    return images.float().div_(255.0).sub_(mean).div_(std)
+    """RGB (N, 3, H, W) pixels on the uint8 scale (uint8, or float once MixUp blended them)
+    -> float input of the nets: scaled to [0, 1], then (x - mean) / std per channel
+    (data.mean, data.std). The images themselves are left as they were."""
+    return images.to(torch.float32, copy=True).div_(255.0).sub_(mean).div_(std)
