@@ -33,7 +33,7 @@ from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import SplitPredictions, read_predictions, write_csv
 from mer_lightning.evaluate import finished_runs, keeps_val_split
 from mer_lightning.runs.config import output_name
-from mer_lightning.runs.console import exit_on_user_error
+from mer_lightning.runs.console import command_name, exit_on_user_error, help_epilog
 from mer_lightning.runs.reports import write_test_reports
 from mer_lightning.runs.results import FILE as RESULTS_FILE
 from mer_lightning.runs.results import RunResults, read_results, write_results
@@ -279,8 +279,15 @@ def print_table(summary: RunResults) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Build and print the ensemble of DIR's finished runs; exit status 2 on bad input."""
     parser = argparse.ArgumentParser(
-        prog="python -m mer_lightning.ensemble",
+        prog=command_name("mer_lightning.ensemble", "mer-ensemble"),
         description="Test the finished runs of a sweep as one soft-voting ensemble.",
+        epilog=help_epilog(
+            "mer-ensemble",
+            "mer_lightning.ensemble",
+            "outputs/multirun/2024-05-01/10-00-00-123456",
+            "outputs/multirun/2024-05-01/10-00-00-123456 data.dedup=true",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dir", type=Path, help="a multirun dir (or one run dir)")
     parser.add_argument(

@@ -28,7 +28,7 @@ from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import write_predictions
 from mer_lightning.runs.build import build, end_weight_averaging
 from mer_lightning.runs.config import output_name, recompose_run_config
-from mer_lightning.runs.console import exit_on_user_error
+from mer_lightning.runs.console import command_name, exit_on_user_error, help_epilog
 from mer_lightning.runs.reports import write_test_reports
 from mer_lightning.runs.results import FILE as RESULTS_FILE
 from mer_lightning.runs.results import RunResults, read_results, write_results
@@ -189,8 +189,15 @@ def print_table(results: list[RunResults], overrides: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Evaluate every finished run under DIR; exit status 2 on bad input."""
     parser = argparse.ArgumentParser(
-        prog="python -m mer_lightning.evaluate",
+        prog=command_name("mer_lightning.evaluate", "mer-evaluate"),
         description=__doc__.splitlines()[0].split(": ", 1)[1],
+        epilog=help_epilog(
+            "mer-evaluate",
+            "mer_lightning.evaluate",
+            "outputs/multirun/2024-05-01/10-00-00-123456 data.dedup=true",
+            "outputs/runs/2024-05-01/10-00-00-123456_cnn1 module.tta_hflip=true",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dir", type=Path, help="a run dir or a multirun dir")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.dedup=true")

@@ -28,6 +28,7 @@ from mer_lightning.runs.console import print_config_tree
 from mer_lightning.runs.history import EpochHistory
 from mer_lightning.runs.results import FILE as RESULTS_FILE
 from mer_lightning.runs.results import RunResults, write_results
+from mer_lightning.runs.retests import run_retests
 from mer_lightning.runs.validate import validate
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ def run(cfg: DictConfig) -> RunResults:
     )
     if trainer.is_global_zero:
         write_reports(run_dir, results, module.confusion_matrix if tested else None, trainer, cfg)
+        if tested:
+            run_retests(run_dir, cfg.get("retests") or [])
     return results
 
 

@@ -10,19 +10,25 @@ on the validation split). Exit status 2 for bad input.
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
 from rich.console import Console
 from rich.table import Table
 
 from mer_lightning.core.errors import UserError
-from mer_lightning.runs.console import exit_on_user_error
+from mer_lightning.runs import extras
+from mer_lightning.runs.console import command_name, exit_on_user_error, help_epilog
+
+if TYPE_CHECKING:  # optuna comes with the [search] extra; imported where it is used
+    import optuna
 
 SQLITE = "sqlite:///"
 
 
-def load_study(storage: str, name: str | None) -> optuna.Study:
+def load_study(storage: str, name: str | None) -> "optuna.Study":
     """The study `name` in `storage`, or its only study when `name` is None."""
+    import optuna
+
     if storage.startswith(SQLITE) and not Path(storage[len(SQLITE) :]).is_file():
         raise UserError(
             f"{storage[len(SQLITE) :]} does not exist; give the hydra.sweeper.storage the "
@@ -37,8 +43,10 @@ def load_study(storage: str, name: str | None) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[str]]]:
+def trial_rows(study: "optuna.Study") -> tuple[list[str], list[list[str]]]:
     """Header and one row per trial: completed trials by value (best first), then the rest."""
+    import optuna
+
     trials = study.get_trials(deepcopy=False)
     params = list(dict.fromkeys(key for trial in trials for key in trial.params))
     best_first = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -65,7 +73,7 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def markdown(study: optuna.Study, header: list[str], rows: list[list[str]]) -> str:
+def markdown(study: "optuna.Study", header: list[str], rows: list[list[str]]) -> str:
     """The trials as a Markdown page."""
     direction = study.direction.name.lower()
     lines = [
@@ -84,14 +92,22 @@ def markdown(study: optuna.Study, header: list[str], rows: list[list[str]]) -> s
 def main(argv: list[str] | None = None) -> int:
     """Print the trials of a stored study; with --out also write them as Markdown."""
     parser = argparse.ArgumentParser(
-        prog="python -m mer_lightning.trials",
+        prog=command_name("mer_lightning.trials", "mer-trials"),
         description=__doc__.splitlines()[0].split(": ", 1)[1],
+        epilog=help_epilog(
+            "mer-trials",
+            "mer_lightning.trials",
+            "sqlite:///outputs/optuna.db --study cnn1",
+            "sqlite:///outputs/optuna.db --study cnn1 --out docs/results/search_cnn1.md",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("storage", help="the search's hydra.sweeper.storage, sqlite:///FILE.db")
     parser.add_argument("--study", help="study name (the model); needed if the file holds several")
     parser.add_argument("--out", type=Path, help="also write the table to this new .md file")
     args = parser.parse_args(argv)
     with exit_on_user_error():
+        extras.require(extras.OPTUNA, "python -m mer_lightning.trials (mer-trials)")
         if args.out is not None and args.out.exists():
             raise UserError(f"{args.out} exists; give a new --out file (it is never overwritten)")
         study = load_study(args.storage, args.study)

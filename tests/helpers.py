@@ -67,10 +67,10 @@ def fast_overrides(model: str, data_root: Path, *extra: str) -> list[str]:
     return [f"model={model}", f"data.root={data_root}", *FAST_RUN, *FAST_MODEL[model], *extra]
 
 
-def train_with_cli(*args: str, cwd: Path) -> None:
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m mer_lightning args...` from `cwd` on one thread, with this checkout
-    importable; fails the test with the end of stderr unless it exits with status 0."""
-    result = subprocess.run(
+    importable; its exit status and output."""
+    return subprocess.run(
         [sys.executable, "-m", "mer_lightning", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
@@ -78,6 +78,11 @@ def train_with_cli(*args: str, cwd: Path) -> None:
         text=True,
         timeout=600,
     )
+
+
+def train_with_cli(*args: str, cwd: Path) -> None:
+    """`run_cli`, failing the test with the end of stderr unless it exits with status 0."""
+    result = run_cli(*args, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from omegaconf import OmegaConf
 from mer_lightning.compare import build_report
 from mer_lightning.compare.__main__ import main as compare_main
 from mer_lightning.compare.plot import comparison_figure
-from mer_lightning.runs.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
 from mer_lightning.hydra_callbacks import ComparisonReport
+from mer_lightning.runs.failures import COMPOSE_FAILURES_FILE, first_line, write_failure
+from mer_lightning.runs.results import read_results
 from tests.helpers import CLASSES, compose_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -468,7 +470,8 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
     (done / "checkpoints").mkdir()
     (done / "checkpoints/epoch029.ckpt").write_bytes(b"weights")
     (done / "evaluate/data.dedup=true").mkdir(parents=True)
-    (done / "evaluate/data.dedup=true/metrics.json").write_text("{}")
+    retest = metrics_json("cnn1", 1, 0.9, 0.81, 1) | {"run_dir": str(done), "trained_test_acc": 0.8}
+    (done / "evaluate/data.dedup=true/metrics.json").write_text(json.dumps(retest))
     (sweep / "evaluation_data.dedup=true.csv").write_text("run,model\n")
     (sweep / "ensemble/default").mkdir(parents=True)
     for name in ("ensemble.md", "metrics.json", "confusion_matrix.csv"):
@@ -496,6 +499,57 @@ def test_publish_copies_the_report_and_each_completed_jobs_results(tmp_path):
 
     again = run_compare(str(sweep), "--publish", str(out))  # never overwrites published results
     assert again.returncode == 2 and "is not empty" in again.stdout
+
+
+def test_a_published_folder_holds_no_absolute_path(tmp_path):
+    """Run dirs, checkpoints, teachers and the dataset are named relative to the sweep dir or
+    to data.root in every text file of a published folder, which still loads as results."""
+    sweep = tmp_path / "multirun"
+    root = tmp_path / "datasets" / "Micro_Expressions"
+    teacher = tmp_path / "teachers" / "resnet18" / "checkpoints" / "epoch031.ckpt"
+    metrics = metrics_json("cnn1", 1, 0.9, 0.8, 1)
+    job = make_job(sweep, 0, ["model=cnn1", f"data.root={root}"], "cnn1", metrics=metrics)
+    overrides = ["model=cnn1", f"data.root={root}", f"callbacks.distill.teachers=[{teacher}]"]
+    (job / ".hydra/overrides.yaml").write_text(yaml.safe_dump(overrides))
+    metrics |= {
+        "kind": "train",
+        "schema_version": 2,
+        "data": {"root": str(root), "test_images": 6},
+        "resumed_from": str(job / "checkpoints" / "last.ckpt"),
+    }
+    (job / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (job / "predictions.csv").write_text(f"split,file,label\ntest,{root}/test/fear/1.jpg,fear\n")
+    retested = job / "evaluate" / "data.dedup=true"
+    retested.mkdir(parents=True)
+    evaluation = metrics | {
+        "kind": "evaluate",
+        "run_dir": str(job),
+        "overrides": ["data.dedup=true"],
+    }
+    (retested / "metrics.json").write_text(json.dumps(evaluation | {"trained_test_acc": 0.8}))
+    (sweep / "ensemble" / "default").mkdir(parents=True)
+    member = {"run": job.name, "predictions": [str(job / "predictions.csv")]}
+    ensemble = metrics | {"kind": "ensemble", "model": "soft vote", "members": [member]}
+    (sweep / "ensemble" / "default" / "metrics.json").write_text(json.dumps(ensemble))
+    out = tmp_path / "published"
+
+    assert compare_main([str(sweep), "--publish", str(out)]) == 0
+
+    texts = {p: p.read_text() for p in out.rglob("*") if p.suffix in {".json", ".csv", ".md"}}
+    assert len(texts) == 6
+    for path, text in texts.items():
+        assert str(tmp_path) not in text, path
+        assert not re.search(r"(?<![\w.~/:-])/[\w.-]+/", text), (path, text)
+    published = read_results(out / job.name / "metrics.json")
+    assert published.data["root"] == "Micro_Expressions"
+    assert published.resumed_from == f"{job.name}/checkpoints/last.ckpt"
+    assert (
+        read_results(out / job.name / "evaluate/data.dedup=true/metrics.json").run_dir == job.name
+    )
+    assert "test,test/fear/1.jpg,fear" in texts[out / job.name / "predictions.csv"]
+    csv_text = texts[out / "comparison.csv"]
+    assert "../teachers/resnet18/checkpoints/epoch031.ckpt" in csv_text
+    assert read_results(out / "ensemble" / "default" / "metrics.json").kind == "ensemble"
 
 
 def test_local_ddp_is_refused_inside_a_multirun(tmp_path, monkeypatch):

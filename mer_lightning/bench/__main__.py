@@ -36,6 +36,7 @@ from mer_lightning.bench.protocol import estimate_protocol, protocol_settings
 from mer_lightning.bench.report import print_report, write_report
 from mer_lightning.bench.variants import CONTROL, DEFAULT_VARIANTS, VARIANTS, Variant
 from mer_lightning.runs.config import compose_run_config
+from mer_lightning.runs.console import command_name, help_epilog
 
 MODELS = ("cnn1", "cnn2", "resnet18")
 LOG_TAIL = 30  # lines of a failed measurement's log shown in the report
@@ -46,7 +47,15 @@ CONTROL_WHAT = "the defaults: the control the rows measured the same way are com
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m mer_lightning.bench", description=__doc__.splitlines()[0]
+        prog=command_name("mer_lightning.bench", "mer-bench"),
+        description=__doc__.splitlines()[0],
+        epilog=help_epilog(
+            "mer-bench",
+            "mer_lightning.bench",
+            "--models cnn1 --variants",
+            "--out outputs/bench data.root=path/to/Micro_Expressions",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument(
@@ -303,6 +312,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for error in errors:
         console.print(f"[red]failed[/red] {error}")
     return payload
+
+
+def cli() -> int:
+    """`mer-bench`: main() for a console script, which exits with the value returned."""
+    main()
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,13 +14,20 @@ from pathlib import Path
 from mer_lightning.compare import build_report
 from mer_lightning.compare.publish import publish
 from mer_lightning.core.errors import UserError
-from mer_lightning.runs.console import print_user_error
+from mer_lightning.runs.console import command_name, help_epilog, print_user_error
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mer_lightning.compare",
+        prog=command_name("mer_lightning.compare", "mer-compare"),
         description="Write comparison.{md,csv,png} into a Hydra multirun dir and print the table.",
+        epilog=help_epilog(
+            "mer-compare",
+            "mer_lightning.compare",
+            "outputs/multirun/2024-05-01/10-00-00-123456",
+            "outputs/multirun/2024-05-01/10-00-00-123456 --publish docs/results/paper",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dir", type=Path, help="the multirun dir (hydra.sweep.dir)")
     parser.add_argument(

@@ -65,9 +65,10 @@ def _load_yaml(path: Path):
     return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
 
 
-def distill_teachers(config) -> list[str]:
-    """The teacher checkpoints of a run's config (`callbacks.distill.teachers`); [] if none."""
-    return teachers_of(config)
+def distill_teachers(config, run_dir: Path | None = None) -> list[str]:
+    """The teacher checkpoints a run learnt from (its teachers.json, else its config's
+    `callbacks.distill.teachers`); [] if none."""
+    return teachers_of(config, run_dir)
 
 
 def generation_seconds(run_dir: Path, metrics: RunResults, config) -> float | None:
@@ -82,7 +83,7 @@ def generation_seconds(run_dir: Path, metrics: RunResults, config) -> float | No
     if fit is None or math.isnan(fit):
         return None
     total = float(fit)
-    for teacher in distill_teachers(config):
+    for teacher in distill_teachers(config, run_dir):
         teacher_dir = teacher_run_dir(Path(teacher).expanduser())
         if not (teacher_dir / "metrics.json").is_file():
             return None
@@ -135,7 +136,7 @@ def read_job(job_dir: Path) -> Job:
         status=NO_RESULT,
         error=NO_RESULT_ERROR,
         model=OmegaConf.select(config, "model.name", default=overrides.get("model")),
-        teachers=distill_teachers(config),
+        teachers=distill_teachers(config, job_dir),
     )
     # metrics.json wins: a job that failed once and then finished on a resumed re-run
     # still holds its old failure.json.

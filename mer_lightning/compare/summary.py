@@ -16,6 +16,9 @@ from mer_lightning.runs.config import AS_TRAINED
 from mer_lightning.runs.results import RunResults
 
 SEED_KEY = "seed"
+# Overrides that continue a run without changing it: a sweep resumed for some of its jobs
+# (resume=true submits only the unfinished ones on SLURM) still has one column per model.
+NOT_A_RUN_KEYS = ("resume",)
 
 
 @dataclass
@@ -125,7 +128,9 @@ def group_jobs(jobs: Sequence[Job], not_swept: Sequence[str] = ()) -> list[Group
             f"{'it' if len(unknown) == 1 else 'them'}; give one of the keys its jobs "
             f"override: {', '.join(sorted(given)) or 'none'}"
         )
-    swept = [key for key in varying_keys(jobs) if key not in (SEED_KEY, *not_swept)]
+    swept = [
+        key for key in varying_keys(jobs) if key not in (SEED_KEY, *NOT_A_RUN_KEYS, *not_swept)
+    ]
     groups: dict[tuple, Group] = {}
     for job in jobs:
         key = tuple((name, job.overrides.get(name)) for name in swept)

@@ -1,6 +1,9 @@
-"""Predict the emotion of faces in photos, folders and a webcam (the paper's Figures 7-13).
+"""Predict the emotion of faces in photos, folders, videos and a webcam (the paper's Figures 7-13).
 
-`python -m mer_lightning.predict ckpt=PATH input=PATH`: faces found with OpenCV's Haar
-cascade (faces.py) are cropped, enhanced and classified (pipeline.py); the results go to a
-table, predictions.{csv,json} and annotated images (outputs.py). webcam.py is the live mode.
+`python -m mer_lightning.predict input=PATH [ckpt=PATH]`: faces found by MediaPipe's
+BlazeFace (blazeface.py, the dataset's own detector) or OpenCV's Haar cascade (faces.py) are
+cropped as the training faces were and classified (pipeline.py) by a run's checkpoint or the
+model shipped with the package (shipped.py); the results go to a table, CSV/JSON files, plots
+and annotated copies (outputs.py). video.py is the frame loop of video files and the webcam
+(webcam.py); devset.py scores the crop settings on labelled photos.
 """

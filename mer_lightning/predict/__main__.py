@@ -1,4 +1,4 @@
-"""`python -m mer_lightning.predict ckpt=PATH input=IMAGE|FOLDER|webcam [overrides]`."""
+"""`python -m mer_lightning.predict input=IMAGE|VIDEO|FOLDER|webcam [ckpt=PATH] [overrides]`."""
 
 import hydra
 from omegaconf import DictConfig

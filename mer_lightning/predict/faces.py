@@ -68,6 +68,8 @@ def cascade_file(name: str) -> Path:
 class HaarDetector:
     """OpenCV's Haar cascade over a histogram-equalised grey copy of the image."""
 
+    name = "OpenCV's Haar cascade"
+
     def __init__(
         self,
         cascade: str = "haarcascade_frontalface_default.xml",

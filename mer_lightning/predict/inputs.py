@@ -1,4 +1,4 @@
-"""The files a prediction run reads: one image, or every file under a folder."""
+"""The files a prediction run reads: one image or video, or every file under a folder."""
 
 from pathlib import Path
 
@@ -22,7 +22,8 @@ def find_files(source: Path, exclude: Path | None = None) -> list[Path]:
         return [source]
     if not source.is_dir():
         raise UserError(
-            f"input={source} does not exist; pass input=IMAGE, input=FOLDER or input=webcam"
+            f"input={source} does not exist; pass input=IMAGE, input=VIDEO, input=FOLDER or "
+            "input=webcam"
         )
     excluded = exclude.resolve() if exclude is not None else None
     files = []

@@ -7,7 +7,8 @@ alike the classes look to them; it is the standard way to carry an ensemble's ac
 single deployable net. Teachers are finished runs of this project on the same training split.
 """
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from mer_lightning.core.errors import UserError
 from mer_lightning.core.models.tta import averaged_logits
 from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import read_predictions
+from mer_lightning.recipes.teachers import ensure_teacher
 
 KEY = "callbacks.distill.teachers"
+TEACHERS_FILE = "teachers.json"  # in the student's run dir: the checkpoints it learnt from
 LEGACY_KEY = "module.distill.teachers"  # where run configs named teachers before the callback
 
 
@@ -32,8 +35,11 @@ class Distillation(L.Callback):
     A callback, so that the LightningModule never names it: at fit start it loads and checks
     the teachers, then sets the module's training `objective` to
     `(1 - weight) * label loss + weight * KL(teachers || student)`, both at `temperature`,
-    on the very batch the student sees (augmented, MixUp-blended). With no `teachers` it does
-    nothing. Teachers are held here, not by the module, so they stay out of its checkpoint.
+    on the very batch the student sees (augmented, MixUp-blended). Teachers are checkpoint
+    paths (`teachers`) or a run named by configuration (`teacher`: experiment, model, seed),
+    trained once into `cache_dir` and reused (recipes/teachers.py). With neither it does
+    nothing. Teachers are held here, not by the module, so they stay out of its checkpoint;
+    the checkpoints it learnt from are written to the run dir's teachers.json.
     """
 
     def __init__(
@@ -42,8 +48,12 @@ class Distillation(L.Callback):
         temperature: float = 4.0,
         weight: float = 0.5,
         mirror: bool = False,
+        teacher: Mapping[str, Any] | None = None,
+        cache_dir: str = "outputs/teachers",
     ) -> None:
         self.paths = [str(path) for path in teachers or ()]
+        self.spec = dict(teacher) if teacher else None
+        self.cache_dir = Path(cache_dir)
         self.temperature = float(temperature)
         self.weight = float(weight)
         self.mirror = bool(mirror)  # teach each face's and its mirror's mean logits
@@ -53,9 +63,16 @@ class Distillation(L.Callback):
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or not self.paths:
+        if stage != "fit" or not (self.paths or self.spec):
             return
         datamodule = trainer.datamodule
+        if self.spec:
+            named = ensure_teacher(self.spec, str(datamodule.hparams.root), self.cache_dir)
+            self.paths = [*self.paths, str(named)]
+            self.spec = None  # resolved: a second fit of this Trainer reuses the path
+        if trainer.is_global_zero:
+            record = {"teachers": self.paths}
+            (Path(trainer.default_root_dir) / TEACHERS_FILE).write_text(json.dumps(record) + "\n")
         self.teachers = load_teachers(
             self.paths,
             class_names=datamodule.class_names,
@@ -136,11 +153,14 @@ def load_teachers(
     return tuple(loaded)
 
 
-def teachers_of(config: Any) -> list[str]:
-    """The teacher checkpoints a run's (unresolved) config names; [] if none. Reads the
-    callback's key and, for runs of before it, the module's."""
+def teachers_of(config: Any, run_dir: Path | None = None) -> list[str]:
+    """The teacher checkpoints a run learnt from: those its run dir's teachers.json records
+    (teachers named by configuration included), else those its (unresolved) config names,
+    under the callback's key or, for runs of before it, the module's; [] if none."""
     from omegaconf import OmegaConf
 
+    if run_dir is not None and (run_dir / TEACHERS_FILE).is_file():
+        return list(json.loads((run_dir / TEACHERS_FILE).read_text())["teachers"])
     for key in (KEY, LEGACY_KEY):
         found = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
         if found:

@@ -1,8 +1,9 @@
-"""Terminal output through rich: the resolved config and user errors."""
+"""Terminal output: the resolved config as a rich tree, user errors, the tools' --help."""
 
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import rich
 import rich.markup
@@ -28,6 +29,19 @@ def print_config_tree(cfg: DictConfig, first: Sequence[str] = FIRST_GROUPS) -> N
         )
         branch.add(rich.syntax.Syntax(text, "yaml", theme="ansi_dark"))
     rich.print(tree)
+
+
+def command_name(module: str, script: str) -> str:
+    """The name a tool's usage line shows: its console script when started as one (e.g.
+    `mer-compare`), else `python -m <module>`."""
+    return script if Path(sys.argv[0]).name == script else f"python -m {module}"
+
+
+def help_epilog(script: str, module: str, *examples: str) -> str:
+    """The end of an argparse tool's --help: example commands, one per line (give the
+    parser formatter_class=argparse.RawDescriptionHelpFormatter to keep the lines)."""
+    lines = "\n".join(f"  {script} {example}" for example in examples)
+    return f"Example ({script} is also python -m {module}):\n{lines}"
 
 
 def print_user_error(message: str) -> None:

@@ -2,7 +2,15 @@
 
 import lightning as L
 
-CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "train/distill_loss")
+CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc")
+
+
+def is_curve(key: str) -> bool:
+    """Whether a logged key is an epoch curve: the ones above, and any other epoch-level
+    train/ number (e.g. a recipe's loss part, train/distill_loss)."""
+    if key in CURVE_KEYS:
+        return True
+    return key.startswith("train/") and key != "train/loss" and not key.endswith("_step")
 
 
 class EpochHistory(L.Callback):
@@ -20,7 +28,7 @@ class EpochHistory(L.Callback):
             return
         metrics = trainer.callback_metrics
         row = {"epoch": float(trainer.current_epoch)}
-        row.update({key: float(metrics[key]) for key in CURVE_KEYS if key in metrics})
+        row.update({key: float(value) for key, value in metrics.items() if is_curve(key)})
         self.epochs.append(row)
 
     def state_dict(self) -> dict:

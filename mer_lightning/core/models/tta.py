@@ -5,7 +5,7 @@ is an equally likely view of the same face (`tta_hflip`); training also crops ea
 random offset of a few pixels, so the face moved by a few pixels is another (`tta_shift`).
 Averaging the views' logits removes part of the net's view-to-view noise. Each is screened
 on the validation split before `experiment=best` takes it (docs/results/README.md: mirror
-averaging in session 18, shift averaging in session 50). One function, so that validation,
+averaging adopted, shift averaging not). One function, so that validation,
 test, predict, the predict CLI and distillation's teachers all average the same way.
 """
 
