@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mer_lightning.core.errors import UserError
-from mer_lightning.runs.config import CONFIG_DIR
+from mer_lightning.runs.config import CONFIG_DIR, moved_key_message, moved_override
 from mer_lightning.runs.console import exit_on_user_error, print_user_error, user_error_of
 from mer_lightning.runs.extras import check_command_line
 from mer_lightning.runs.failures import write_failure
@@ -89,7 +89,16 @@ def main() -> None:
     anything, then run the Hydra app."""
     with exit_on_user_error():
         check_command_line(sys.argv[1:])
+        check_moved_keys(sys.argv[1:])
     task()
+
+
+def check_moved_keys(overrides: list[str]) -> None:
+    """Refuse a key that moved (`module.mixup_alpha=0.2`), naming where it went, before Hydra
+    answers with a traceback (or, given with `+`, silently adds a key nothing reads)."""
+    moved = [moved_key_message(old) for o in overrides if (old := moved_override(o))]
+    if moved:
+        raise UserError(moved[0] if len(moved) == 1 else "\n".join(moved))
 
 
 if __name__ == "__main__":

@@ -168,7 +168,10 @@ def retest(job: Path, overrides: str, test_acc: float) -> None:
     """The metrics.json `python -m mer_lightning.evaluate` leaves in a re-tested job."""
     out = job / "evaluate" / overrides
     out.mkdir(parents=True)
-    (out / "metrics.json").write_text(json.dumps({"test_acc": test_acc, "test_f1_macro": 0.5}))
+    retested = {"kind": "evaluate", "classes": list(CLASSES), "run_dir": str(job)}
+    (out / "metrics.json").write_text(
+        json.dumps(retested | {"test_acc": test_acc, "test_f1_macro": 0.5})
+    )
 
 
 def test_val_rows_show_the_score_that_chose_each_checkpoint_and_the_last_epochs_mean(tmp_path):

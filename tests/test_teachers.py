@@ -78,9 +78,7 @@ def test_students_started_together_wait_for_one_teacher(synthetic_root, tmp_path
     found: list[Path] = []
     workers = [
         threading.Thread(
-            target=lambda: found.append(
-                teachers.ensure_teacher(spec(), str(synthetic_root), cache)
-            )
+            target=lambda: found.append(teachers.ensure_teacher(spec(), str(synthetic_root), cache))
         )
         for _ in range(2)
     ]

@@ -1,5 +1,6 @@
 """Bad config values fail before any data is read, with a message naming the key."""
 
+import os
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ from mer_lightning.core.data.datamodule import MicroExpressionDataModule
 from mer_lightning.core.errors import UserError
 from mer_lightning.runs.validate import problems
 from mer_lightning.train import run
-from tests.helpers import compose_config, fast_overrides
+from tests.helpers import REPO, compose_config, fast_overrides
 
 BAD_VALUES = [
     ("module.optimizer.lr=-1", "module.optimizer.lr=-1 must be a number > 0"),
@@ -186,3 +187,23 @@ def test_cli_search_without_validation_stops_before_any_trial(synthetic_root, tm
     )
     assert "optimises monitor.metric=val/acc, which data.val_fraction=0 does not produce" in output
     assert "Traceback" not in output and not sweep_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "moved_to"),
+    [
+        ("module.mixup_alpha=0.2", "data.mixup_alpha"),
+        ("+module.cutmix_alpha=1.0", "data.cutmix_alpha"),
+        ("module.distill.teachers=[a.ckpt]", "callbacks.distill"),
+    ],
+)
+def test_a_moved_key_names_where_it_went(override, moved_to, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mer_lightning", override, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2
+    assert f"moved to {moved_to}" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
