@@ -91,3 +91,21 @@ def test_missing_weights_offline_say_where_to_put_the_file(monkeypatch, tmp_path
         ResNet18Classifier(num_classes=7, pretrained=True)
     assert str(imagenet_weights_file()) in str(error.value)
     assert "model.pretrained=false" in str(error.value)
+
+
+def test_the_batchnorm_variant_is_declared_and_old_checkpoints_keep_matching(tmp_path):
+    """model.norm=batch adds BatchNorm after each conv and names the run apart; left off,
+    the stored config is the paper's net as checkpoints always recorded it."""
+    from mer_lightning.core.models.build import model_label
+    from tests.helpers import compose_config
+
+    plain = compose_config(["model=cnn1"], tmp_path / "plain")
+    normed = compose_config(["model=cnn1", "model.norm=batch"], tmp_path / "normed")
+    assert "norm" not in net_config(plain.model, 7)
+    net = build_net(net_config(normed.model, 7))
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(norms) == len(convs) == 9 and all(c.bias is None for c in convs)
+    assert (model_label(plain.model), model_label(normed.model)) == ("cnn1", "cnn1-batchnorm")
+    logits = net(torch.randn(2, 3, 80, 80))
+    assert logits.shape == (2, 7)

@@ -22,6 +22,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from mer_lightning.core.models.build import model_label
 from mer_lightning.recipes.distill import teacher_run_dir, teachers_of
 from mer_lightning.runs.failures import FAILURE_FILE, read_compose_failures
 from mer_lightning.runs.results import FILE as RESULTS_FILE
@@ -41,7 +42,7 @@ class Job:
     overrides: dict[str, str]  # override key -> value, as given on the command line
     status: str  # COMPLETED, FAILED or NO_RESULT
     error: str | None = None  # first line of the error of a failed job
-    model: str | None = None  # model.name of the job's config
+    model: str | None = None  # the job's model label (model.name, plus its variant)
     metrics: RunResults | None = None  # its metrics.json; None if not completed
     # evaluate/<overrides>/metrics.json by <overrides> (e.g. "data.dedup=true"); {} if none
     evaluations: dict[str, RunResults] = field(default_factory=dict)
@@ -135,7 +136,7 @@ def read_job(job_dir: Path) -> Job:
         overrides=overrides,
         status=NO_RESULT,
         error=NO_RESULT_ERROR,
-        model=OmegaConf.select(config, "model.name", default=overrides.get("model")),
+        model=model_label(config.model) if config.get("model") else overrides.get("model"),
         teachers=distill_teachers(config, job_dir),
     )
     # metrics.json wins: a job that failed once and then finished on a resumed re-run

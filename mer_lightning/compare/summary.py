@@ -65,6 +65,15 @@ def metric(metrics: RunResults | None, name: str) -> float | None:
     return metrics.number(name)
 
 
+def time_to(metrics: RunResults, key: str, target: float) -> tuple[float, float | None] | None:
+    """(epochs, fit seconds) until the logged `key` first reached `target` in the run's
+    per-epoch history; None if it never did (or was never logged)."""
+    for row in metrics.history:
+        if row.get(key) is not None and row[key] >= target:
+            return row["epoch"] + 1, row.get("fit_seconds")
+    return None
+
+
 @dataclass
 class Group:
     """The jobs that share every override but the seed: one column of the table."""
@@ -93,6 +102,19 @@ class Group:
     def distilled(self) -> bool:
         """Whether any completed job learnt from teachers (callbacks.distill.teachers)."""
         return any(job.teachers for job in self.completed)
+
+    def time_to(self, key: str, target: float) -> tuple[Stat, Stat | None] | str | None:
+        """Mean epochs and fit seconds until `key` reached `target`, over the completed jobs
+        that logged it; a note when some never reached it; None when none logged it."""
+        logged = [job for job in self.completed if any(key in r for r in job.metrics.history)]
+        if not logged:
+            return None
+        reached = [time_to(job.metrics, key, target) for job in logged]
+        if None in reached:
+            hits = len(logged) - reached.count(None)
+            return f"not reached ({hits} of {len(logged)})"
+        seconds = [s for _, s in reached]
+        return Stat([e for e, _ in reached]), None if None in seconds else Stat(seconds)
 
     def stat(self, name: str, evaluation: str | None = None) -> Stat | None:
         """`metric(name)` over the completed jobs, or over their `evaluation` (an

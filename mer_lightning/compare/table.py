@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mer_lightning.compare.jobs import Job
-from mer_lightning.compare.paper import paper_figure
+from mer_lightning.compare.paper import paper_figure, paper_target
 from mer_lightning.compare.summary import (
     VAL_TAIL_EPOCHS,
     VAL_TAIL_KEY,
@@ -74,7 +74,7 @@ DERIVED_KEYS = (VAL_TAIL_KEY,)  # CSV columns computed from metrics.json (`metri
 RETEST_KEYS = ("test_acc", "test_f1_macro")
 RETEST_PREFIX = "Test, "  # row name of a re-test: "Test, data.dedup=true"
 
-MEASURED, PAPER, RETEST, GENERATION = "measured", "paper", "retest", "generation"
+MEASURED, PAPER, RETEST, GENERATION, TIME = "measured", "paper", "retest", "generation", "time"
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def table_rows(groups: Sequence[Group], classes: Sequence[str]) -> list[Row]:
         Row("Generation order", [str(g.generation_order or "—") for g in groups]),
         Row("Fit seconds", [_cell(g, "fit_seconds", ".1f") for g in groups], section=True),
         *_generation_seconds(groups),
+        *_time_to_paper(groups),
         Row("Train images / s", [_cell(g, "train_images_per_second", ".0f") for g in groups]),
         Row("Parameters", [_cell(g, "parameters", ",.0f", spread=False) for g in groups]),
         Row("Precision", [_precisions(g) for g in groups]),
@@ -159,6 +160,8 @@ def table_note(rows: Sequence[Row], not_swept: Sequence[str] = ()) -> str:
         parts.append(EVALUATION_NOTE)
     if GENERATION in kinds:
         parts.append(GENERATION_NOTE)
+    if TIME in kinds:
+        parts.append(TIME_TO_NOTE)
     if not_swept:
         keys = ", ".join(f"`{key}`" for key in not_swept)
         parts.append(
@@ -175,6 +178,35 @@ def _generation_seconds(groups: Sequence[Group]) -> list[Row]:
         return []
     stats = [group.generation_seconds for group in groups]
     return [Row(GENERATION_ROW, ["—" if s is None else s.format(".1f") for s in stats], GENERATION)]
+
+
+TIME_TO = (("val", "val/acc"), ("test", "epoch_test/acc"))  # (row label, history key)
+TIME_TO_NOTE = (
+    '"Epochs / seconds to paper" count, per run, the epochs and fit seconds until its val '
+    "accuracy, or its test accuracy scored after each epoch (callbacks.epoch_test), first "
+    "reached the paper's test accuracy for that net (mean over seeds); the test scores "
+    "choose nothing."
+)
+
+
+def _time_to_paper(groups: Sequence[Group]) -> list[Row]:
+    """Epochs and seconds until val / per-epoch test accuracy reached the paper's test
+    accuracy, for splits some run logged per epoch."""
+    rows = []
+    for split, key in TIME_TO:
+        found = [
+            g.time_to(key, target) if (target := paper_target(g.model)) else None for g in groups
+        ]
+        if all(f is None for f in found):
+            continue
+        epochs = [f if isinstance(f, str) else f[0].format(".1f") if f else "—" for f in found]
+        seconds = [
+            "—" if not f or isinstance(f, str) or f[1] is None else f[1].format(".0f")
+            for f in found
+        ]
+        rows.append(Row(f"Epochs to paper ({split})", epochs, TIME))
+        rows.append(Row(f"Seconds to paper ({split})", seconds, TIME))
+    return rows
 
 
 def _retest_cell(group: Group, evaluation: str) -> str:

@@ -9,6 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mer_lightning.core.models.build import model_label
+
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # mer_lightning/
 # An installed wheel carries the configs inside the package; a source checkout keeps them
 # at the top level (conf/), next to the package.
@@ -83,7 +85,7 @@ def recompose_run_config(run_dir: Path, overrides: list[str], output_dir: Path) 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     """The model name and seed that a run's metrics.json records: they name the run in
     reports, and resume=true checks them before taking a finished run's results as its own."""
-    return {"model": cfg.model.get("name", cfg.model._target_), "seed": cfg.get("seed")}
+    return {"model": model_label(cfg.model), "seed": cfg.get("seed")}
 
 
 AS_TRAINED = "default"  # folder name of a re-test (evaluate/, ensemble/) without overrides

@@ -1,8 +1,9 @@
 """Per-epoch record of the logged curves, for training_curves.png and metrics.json."""
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 
-CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc")
+CURVE_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "epoch_test/acc")
 
 
 def is_curve(key: str) -> bool:
@@ -14,7 +15,8 @@ def is_curve(key: str) -> bool:
 
 
 class EpochHistory(L.Callback):
-    """Keeps each epoch's train and val loss and accuracy as plain floats.
+    """Keeps each epoch's train and val loss and accuracy as plain floats, and the fit
+    seconds so far (from the Timer callback) for time-to-accuracy.
 
     Loggers store these too, but in logger-specific formats; the run's own reports read
     them from here whatever logger is configured.
@@ -29,6 +31,9 @@ class EpochHistory(L.Callback):
         metrics = trainer.callback_metrics
         row = {"epoch": float(trainer.current_epoch)}
         row.update({key: float(value) for key, value in metrics.items() if is_curve(key)})
+        timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]
+        if timers:
+            row["fit_seconds"] = float(timers[0].time_elapsed("train"))
         self.epochs.append(row)
 
     def state_dict(self) -> dict:

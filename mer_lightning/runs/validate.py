@@ -70,6 +70,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         "an integer >= 1 (or -1 for no limit)",
     ),
     ("monitor.mode", lambda v: v in ("min", "max"), "min or max"),
+    (
+        "monitor.metric",
+        lambda v: not str(v).startswith(("test/", "epoch_test/")),
+        "a val/ or train/ metric: the test split never chooses a checkpoint",
+    ),
     ("seed", lambda v: v is None or _is_int(v), "an integer or null"),
     ("resume", lambda v: isinstance(v, bool), "true or false"),
     # Sizes of the nets: an empty or non-integer list would end in an IndexError or a

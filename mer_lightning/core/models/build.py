@@ -10,6 +10,9 @@ from mer_lightning.core.errors import UserError
 
 # Keys of a conf/model/*.yaml file that describe the model but are not constructor arguments.
 _DESCRIPTIVE_KEYS = ("name",)
+# Variant switches left out of the stored config while off, so that checkpoints written
+# before a switch existed still match the net they name.
+_OFF_BY_DEFAULT = {"norm": None}
 
 
 def net_config(model_cfg: DictConfig | dict, num_classes: int) -> dict[str, Any]:
@@ -28,6 +31,9 @@ def net_config(model_cfg: DictConfig | dict, num_classes: int) -> dict[str, Any]
         )
     for key in _DESCRIPTIVE_KEYS:
         cfg.pop(key, None)
+    for key, off in _OFF_BY_DEFAULT.items():
+        if key in cfg and cfg[key] == off:
+            del cfg[key]
     cfg["num_classes"] = int(num_classes)
     return cfg
 
@@ -35,3 +41,10 @@ def net_config(model_cfg: DictConfig | dict, num_classes: int) -> dict[str, Any]
 def build_net(config: dict[str, Any]) -> nn.Module:
     """Instantiate the nn.Module described by a dict from net_config."""
     return hydra.utils.instantiate(config, _convert_="all")
+
+
+def model_label(model_cfg: DictConfig | dict) -> str:
+    """The model's name in reports: its `name`, with a declared variant appended
+    (`cnn1-batchnorm`), so that a variant never shares a row with the paper's net."""
+    name = str(model_cfg.get("name") or model_cfg.get("_target_"))
+    return f"{name}-batchnorm" if model_cfg.get("norm") == "batch" else name
