@@ -1,0 +1,1 @@
+"""Hydra launcher plugin of mer_lightning (Hydra finds plugins only in `hydra_plugins`)."""
