@@ -109,6 +109,6 @@ def test_a_teacher_without_a_model_or_failing_names_the_key(synthetic_root, tmp_
     with pytest.raises(UserError, match=r"callbacks\.distill\.teacher=.* must name"):
         teachers.ensure_teacher({"seed": 1}, str(synthetic_root), tmp_path)
     broken = {**spec(), "overrides": [*spec()["overrides"], "data.batch_size=0"]}
-    with pytest.raises(UserError, match=r"teacher .* failed .* teacher\.log"):
+    with pytest.raises(UserError, match=r"teacher .* failed .*teacher\.log"):
         teachers.ensure_teacher(broken, str(synthetic_root), tmp_path)
     assert os.listdir(tmp_path)  # its log stays for the user to read
