@@ -14,6 +14,7 @@ from mer_lightning.core.predictions import read_predictions
 from mer_lightning.evaluate import keeps_val_split, main
 from mer_lightning.runs.build import build_datamodule
 from mer_lightning.runs.config import recompose_run_config
+from mer_lightning.runs.results import read_results
 from tests.data_faults import copy_dataset, write_duplicates
 from tests.helpers import train_run
 
@@ -141,3 +142,20 @@ def test_a_dir_without_runs_is_refused_with_the_fix(tmp_path, capsys):
 )
 def test_only_overrides_that_leave_data_alone_keep_the_runs_val_split(overrides, keeps):
     assert keeps_val_split(overrides) is keeps
+
+
+@pytest.mark.slow
+def test_a_run_asked_for_retests_writes_them_for_its_comparison(synthetic_root, tmp_path):
+    """`retests` (experiment=best sets one view and dedup) re-tests the finished run, so one
+    command writes every figure of a results-table row."""
+    root = copy_dataset(synthetic_root, tmp_path / "Micro_Expressions")
+    write_duplicates(root)
+    run_dir = train_run(
+        tmp_path / "run", "cnn1", root, "retests=['module.tta_hflip=true','data.dedup=true']"
+    )
+    trained = read_results(run_dir / "metrics.json")
+    for name in ("module.tta_hflip=true", "data.dedup=true"):
+        retest = read_results(run_dir / "evaluate" / name / "metrics.json")
+        assert retest.kind == "evaluate" and retest.trained_test_acc == trained.test_acc
+    dedup = read_results(run_dir / "evaluate" / "data.dedup=true" / "metrics.json")
+    assert dedup.data["test_images"] < trained.data["test_images"]

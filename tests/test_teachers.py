@@ -7,10 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from mer_lightning.compare.jobs import generation_seconds
 from mer_lightning.core.errors import UserError
 from mer_lightning.recipes import teachers
 from mer_lightning.recipes.distill import TEACHERS_FILE
+from mer_lightning.runs.results import read_results
 from mer_lightning.train import run
 from tests.helpers import FAST_MODEL, FAST_RUN, REPO, compose_config, fast_overrides
 
@@ -71,6 +74,10 @@ def test_two_students_share_one_teacher_that_trains_once(synthetic_root, tmp_pat
     learnt = [json.loads((tmp_path / s / TEACHERS_FILE).read_text()) for s in ("a", "b")]
     assert learnt[0] == learnt[1] and Path(learnt[0]["teachers"][0]).parent.parent == teacher_dir
     assert "train/distill_loss" in first.history[0] and "train/distill_loss" in second.history[0]
+    # Generation time counts the teacher's fit, found through the student's teachers.json.
+    teacher = read_results(teacher_dir / "metrics.json")
+    seconds = generation_seconds(tmp_path / "a", first, OmegaConf.create())
+    assert seconds == pytest.approx(first.fit_seconds + teacher.fit_seconds)
 
 
 def test_students_started_together_wait_for_one_teacher(synthetic_root, tmp_path, trainings):
