@@ -244,9 +244,9 @@ def test_failed_jobs_stop_neither_the_sweep_nor_the_report(extra_conf, synthetic
     assert result.returncode == 1, result.stderr[-3000:]  # after the report: a job failed
     md = (sweep_dir / "comparison.md").read_text()
     failed = md[md.index("## Jobs without results") :].splitlines()[4:]
-    assert failed[0] == (
-        "| 1 | model=broken | InstantiationException: Error in call to target "
-        "'mer_lightning.core.models.cnn.BlockCNN': IndexError('list index out of range') |"
+    assert failed[0] == (  # the job's own one-line error, as a single run would print it
+        "| 1 | model=broken | UserError: model.channels=[] must be a non-empty list of integers "
+        ">= 1, one conv width per block, e.g. [32,64,128] |"
     )
     assert (
         failed[1]
