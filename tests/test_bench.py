@@ -100,6 +100,7 @@ def test_mfu_target_names_both_peaks_on_a_cpu_with_native_bf16():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_bench_writes_json_and_markdown(synthetic_root, tmp_path):
     out = tmp_path / "bench"
     argv = [*TINY, "--models", "cnn1", "--variants", "nchw", "--out", str(out)]
@@ -159,6 +160,7 @@ def test_precision_comparison_writes_both_runs(synthetic_root, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_parallel_jobs_adds_up_the_rates_of_jobs_run_at_once(synthetic_root, tmp_path):
     args = ["--models", "cnn1", "--jobs", "1", "2", "--warmup", "1", "--steps", "2"]
     overrides = [f"data.root={synthetic_root}", *TINY_OVERRIDES]

@@ -372,6 +372,7 @@ def test_other_swept_settings_make_their_own_columns(tmp_path):
     assert rows["Test"] == ["80.00", "90.00"]
 
 
+@pytest.mark.heavy
 def test_not_swept_puts_seeds_with_a_restated_default_in_one_column(tmp_path):
     # seed 1 ran with the default; seeds 2 and 3 were added later with that default spelled out
     sweep = tmp_path / "multirun"

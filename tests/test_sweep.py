@@ -118,6 +118,7 @@ def check_report(sweep_dir: Path, seeds: int) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_compare_experiment_with_seeds_on_the_basic_launcher(extra_conf, synthetic_root, tmp_path):
     sweep_dir = tmp_path / "multirun"
     result = run_cli(
@@ -147,6 +148,7 @@ def test_compare_experiment_with_seeds_on_the_basic_launcher(extra_conf, synthet
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_optuna_search_tunes_on_validation_only_and_continues_its_study(
     extra_conf, synthetic_root, tmp_path
 ):
@@ -207,6 +209,7 @@ def test_optuna_search_tunes_on_validation_only_and_continues_its_study(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_three_models_on_submitit_local_then_rebuild(extra_conf, synthetic_root, tmp_path):
     sweep_dir = tmp_path / "multirun"
     result = run_cli(
