@@ -59,9 +59,10 @@ if ((${#missing[@]})); then
     log "installing slurm-wlm, slurmdbd, munge and mariadb-server (missing: ${missing[*]})"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null 2>&1 || true
+    mkdir -p "$STATE/log"
     apt-get install -y -qq --no-install-recommends slurm-wlm slurmdbd munge mariadb-server \
-        >"/tmp/mer-slurm-apt.log" 2>&1 ||
-        fail "apt-get could not install slurm-wlm, slurmdbd, munge and mariadb-server: $(tail -n 1 /tmp/mer-slurm-apt.log)"
+        >"$STATE/log/apt.log" 2>&1 ||
+        fail "apt-get could not install slurm-wlm, slurmdbd, munge and mariadb-server: $(tail -n 1 "$STATE/log/apt.log")"
 fi
 
 if [[ -e $ETC_LINK && $(readlink -f "$ETC_LINK") != "$(readlink -f "$SLURM_CONF")" ]]; then

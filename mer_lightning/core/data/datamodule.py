@@ -72,7 +72,6 @@ class MicroExpressionDataModule(L.LightningDataModule):
         self.batch_augmentation = (
             build_batch_augmentation(augment or {}, image_size) if batch_augment else None
         )
-        batch_mix(mixup_alpha, cutmix_alpha, 2)  # checks the alphas before the data is read
         self.mix = None  # MixUp/CutMix of training batches, built once the classes are known
         self.root: Path | None = None
         self.class_names: list[str] = []
