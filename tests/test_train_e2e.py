@@ -170,6 +170,35 @@ def test_balanced_class_weights_and_a_scheduler_partial(synthetic_root, tmp_path
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
 
 
+
+@pytest.mark.slow
+def test_a_per_step_one_cycle_schedule_spans_the_whole_run(synthetic_root, tmp_path):
+    """module.scheduler_interval=step: one-cycle is built with the run's optimizer steps, warms
+    up to its peak and anneals by the last step (OneCycleLR fails if stepped past them)."""
+    scheduler = "{_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01}"
+    overrides = fast_overrides(
+        "cnn1",
+        synthetic_root,
+        f"module.scheduler={scheduler}",
+        "module.scheduler_interval=step",
+        "trainer.max_epochs=2",
+    )
+    cfg = compose_config(overrides, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    schedule = trainer.lr_scheduler_configs[0]
+    assert schedule.interval == "step"
+    assert schedule.scheduler.total_steps == trainer.global_step > 2
+    assert trainer.optimizers[0].param_groups[0]["lr"] < 0.01 / 10  # annealed from the peak
+
+
+def test_an_unknown_scheduler_interval_names_the_key(synthetic_root, tmp_path):
+    cfg = compose_config(
+        fast_overrides("cnn1", synthetic_root, "module.scheduler_interval=batch"), tmp_path
+    )
+    with pytest.raises(UserError, match="module.scheduler_interval='batch' must be one of"):
+        build(cfg)
+
 def test_class_weights_list_must_match_the_classes(synthetic_root, tmp_path):
     cfg = compose_config(
         fast_overrides("cnn1", synthetic_root, "module.class_weights=[1,2]"), tmp_path

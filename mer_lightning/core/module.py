@@ -13,6 +13,9 @@ from mer_lightning.core.errors import UserError
 from mer_lightning.core.metrics import classification_metrics
 from mer_lightning.core.models.tta import averaged_logits, check_shift
 
+# When the LR scheduler steps: after each epoch, or after each optimizer step (then it is
+# built with `total_steps`, the run's optimizer steps, as one-cycle needs).
+SCHEDULER_INTERVALS = ("epoch", "step")
 DIVERGED_FIX = (
     "lower module.optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or use "
     "trainer.precision=32-true"
@@ -56,6 +59,7 @@ class EmotionClassifier(L.LightningModule):
         class_names: Sequence[str],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
         mean: Sequence[float] = (0.5, 0.5, 0.5),
@@ -71,6 +75,12 @@ class EmotionClassifier(L.LightningModule):
         if not 0.0 <= label_smoothing < 1.0:
             raise UserError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
         check_shift(tta_shift, image_size)
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise UserError(
+                f"module.scheduler_interval={scheduler_interval!r} must be one of "
+                f"{list(SCHEDULER_INTERVALS)}: epoch steps the scheduler after each epoch, step "
+                "after each optimizer step"
+            )
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
         # The training loss in place of the labels' own; set by a recipe's callback, never
@@ -78,6 +88,7 @@ class EmotionClassifier(L.LightningModule):
         self.objective: TrainingObjective | None = None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
         n = len(class_names)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
@@ -217,4 +228,12 @@ class EmotionClassifier(L.LightningModule):
             )
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
+        if self.scheduler_interval == "epoch":
+            scheduler = self.scheduler_factory(optimizer=optimizer)
+        else:  # a per-step schedule (one-cycle) spans the run's optimizer steps
+            total_steps = int(self.trainer.estimated_stepping_batches)
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }
