@@ -170,7 +170,6 @@ def test_balanced_class_weights_and_a_scheduler_partial(synthetic_root, tmp_path
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
 
 
-
 @pytest.mark.slow
 def test_a_per_step_one_cycle_schedule_spans_the_whole_run(synthetic_root, tmp_path):
     """module.scheduler_interval=step: one-cycle is built with the run's optimizer steps, warms
@@ -198,6 +197,7 @@ def test_an_unknown_scheduler_interval_names_the_key(synthetic_root, tmp_path):
     )
     with pytest.raises(UserError, match="module.scheduler_interval='batch' must be one of"):
         build(cfg)
+
 
 def test_class_weights_list_must_match_the_classes(synthetic_root, tmp_path):
     cfg = compose_config(

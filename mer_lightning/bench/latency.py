@@ -5,6 +5,8 @@ predict command's defaults: BlazeFace, no margin, no enhancement, `--detector ha
 paper's Haar cascade with margin 0.2 and equalisation) on one photo, timed 100 times per
 model after a warm-up; the median is the headline.
 Nets are built from conf/model/*.yaml with random weights: latency does not depend on them.
+`--ckpt shipped` (or a checkpoint path) times that trained model instead, with its own
+mirror averaging: the figure a user of `predict` meets.
 The photo is a real dataset face, upscaled and padded so that the cascade finds it, or a
 synthetic image when the dataset is absent (then no face is found and the whole image is
 classified, as the table says).
@@ -32,7 +34,9 @@ from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.models import build_net, net_config
 from mer_lightning.predict.faces import build_detector, enhance, to_model_input
 from mer_lightning.predict.pipeline import FacePredictor
+from mer_lightning.predict.shipped import load_model
 from mer_lightning.runs.config import CONFIG_DIR
+from mer_lightning.runs.precision import cpu_has_native_bf16
 
 MODELS = ("cnn1", "cnn2", "resnet18")
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
@@ -103,10 +107,15 @@ def timed_ms(call: Callable[[], Any], runs: int, warmup: int) -> list[float]:
 
 
 def measure(
-    name: str, photo: np.ndarray, runs: int, warmup: int, image_size: int, kind: str = "blazeface"
+    name: str,
+    model: LoadedModel,
+    photo: np.ndarray,
+    runs: int,
+    warmup: int,
+    kind: str = "blazeface",
 ) -> dict:
     """Median (and p90) latency of the whole pipeline, and of detection and forward alone."""
-    model = random_model(name, image_size)
+    image_size = model.image_size
     detector = build_detector({"detector": kind})
     settings = SETTINGS[kind]
     predictor = FacePredictor(
@@ -127,6 +136,7 @@ def measure(
         "model": name,
         "detector": kind,
         "parameters": sum(p.numel() for p in model.net.parameters()),
+        "tta_hflip": bool(model.tta_hflip),
         "faces_found": len(boxes),
         "median_ms": statistics.median(total),
         "p90_ms": float(np.percentile(total, 90)),
@@ -174,6 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--detector", default="blazeface", choices=list(SETTINGS), help="face detector"
     )
+    parser.add_argument(
+        "--ckpt",
+        default=None,
+        help="time this trained model instead of random nets: a .ckpt path, or 'shipped'",
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -181,9 +196,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     photo, photo_note = bench_photo(args.image)
     with torch.inference_mode():
+        if args.ckpt is not None:
+            trained = load_model(None if args.ckpt == "shipped" else args.ckpt)
+            net_class = str(trained.arch.get("_target_", "?")).rsplit(".", 1)[-1]
+            models = {f"{args.ckpt} ({net_class})": trained}
+        else:
+            models = {name: random_model(name, args.image_size) for name in args.models}
         results = [
-            measure(name, photo, args.runs, args.warmup, args.image_size, args.detector)
-            for name in args.models
+            measure(name, model, photo, args.runs, args.warmup, args.detector)
+            for name, model in models.items()
         ]
     print_table(results, photo_note, args.runs)
     payload = {
@@ -199,6 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
         "opencv": cv2.__version__,
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "processor": platform.processor(),
         "results": results,
     }

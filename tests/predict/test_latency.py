@@ -23,3 +23,19 @@ def test_latency_benchmark_times_each_model_with_face_detection(tmp_path, capsys
         assert row["forward_median_ms"] > 0 and row["parameters"] > 0
     assert payload["runs"] == 3 and payload["photo_shape"][:2] == [480, 480]
     assert "Single-image prediction latency" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_latency_benchmark_times_a_trained_checkpoint_with_its_mirror_averaging(
+    checkpoint, tmp_path
+):
+    """--ckpt: the figure a predict user meets, the trained model's own settings included."""
+    out = tmp_path / "latency.json"
+    payload = latency.main(
+        ["--ckpt", str(checkpoint), "--runs", "2", "--warmup", "1", "--out", str(out)]
+    )
+
+    [row] = payload["results"]
+    assert row["model"].startswith(str(checkpoint)) and row["tta_hflip"] is False
+    assert row["parameters"] > 0 and row["median_ms"] > 0
+    assert isinstance(payload["cpu_native_bf16"], bool)
