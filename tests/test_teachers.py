@@ -1,6 +1,7 @@
 """callbacks.distill.teacher: a teacher named by configuration trains once into the cache and
 is reused; a changed teacher trains anew; an interrupted one resumes."""
 
+import hashlib
 import json
 import os
 import threading
@@ -119,3 +120,26 @@ def test_a_teacher_without_a_model_or_failing_names_the_key(synthetic_root, tmp_
     with pytest.raises(UserError, match=r"teacher .* failed .*teacher\.log"):
         teachers.ensure_teacher(broken, str(synthetic_root), tmp_path)
     assert os.listdir(tmp_path)  # its log stays for the user to read
+
+
+def test_a_key_added_at_its_neutral_value_keeps_cached_teachers(synthetic_root):
+    """A config key added later (module.scheduler_interval) does not retrain cached teachers
+    while it is at the value that does what its absence did; another value is a new teacher."""
+    overrides = teachers.teacher_overrides(spec(), str(synthetic_root))
+    printed = teachers.subprocess.run(
+        [*teachers._command(overrides), "hydra.run.dir=teacher", "--cfg", "job", "--resolve"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "  scheduler_interval: epoch\n" in printed
+    before_the_key = printed.replace("  scheduler_interval: epoch\n", "")
+
+    assert teachers.config_hash(overrides) == sha12(before_the_key)
+    assert teachers.config_hash([*overrides, "module.scheduler_interval=step"]) != sha12(
+        before_the_key
+    )
+
+
+def sha12(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

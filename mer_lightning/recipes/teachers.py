@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from mer_lightning.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ KEY = "callbacks.distill.teacher"
 RESULTS_FILE = "metrics.json"
 LOG_FILE = "teacher.log"  # the teacher's terminal output, beside its run dir
 SPEC_KEYS = ("experiment", "model", "seed", "overrides")
+# Config keys added after teachers were first cached, each with the value that does what its
+# absence did: at that value a key leaves a teacher's hash, so its cache entry, unchanged.
+# Add a new key here when it would otherwise make every cached teacher train again.
+NEUTRAL_ADDED_KEYS = {"module.scheduler_interval": "epoch"}
 
 
 def teacher_overrides(spec: Mapping[str, Any], data_root: str) -> list[str]:
@@ -51,7 +57,8 @@ def _command(overrides: Sequence[str]) -> list[str]:
 
 def config_hash(overrides: Sequence[str]) -> str:
     """12 hex digits of the teacher's composed config (as `--cfg job --resolve` prints it,
-    with a fixed run dir): a teacher whose recipe or data changes gets a new cache entry."""
+    with a fixed run dir, less NEUTRAL_ADDED_KEYS at their neutral value): a teacher whose
+    recipe or data changes gets a new cache entry."""
     result = subprocess.run(
         [*_command(overrides), "hydra.run.dir=teacher", "--cfg", "job", "--resolve"],
         capture_output=True,
@@ -61,7 +68,13 @@ def config_hash(overrides: Sequence[str]) -> str:
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
         raise UserError(f"{KEY}: the teacher's config does not compose: {lines[-1]}")
-    return hashlib.sha256(result.stdout.encode()).hexdigest()[:12]
+    config = OmegaConf.create(result.stdout)
+    for key, neutral in NEUTRAL_ADDED_KEYS.items():
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(config, parent) if parent else config
+        if node is not None and leaf in node and node[leaf] == neutral:
+            del node[leaf]
+    return hashlib.sha256(OmegaConf.to_yaml(config).encode()).hexdigest()[:12]
 
 
 @contextmanager

@@ -2,13 +2,16 @@
 without ckpt=, with a model card written from the run's own records."""
 
 import json
+import re
 import shutil
 
 import cv2
 import pytest
 import torch
+from torchmetrics.classification import MulticlassAccuracy
 
 from mer_lightning.core.checkpoint import load_checkpoint
+from mer_lightning.core.data.datamodule import MicroExpressionDataModule
 from mer_lightning.core.errors import UserError
 from mer_lightning.export import run as export_run
 from mer_lightning.predict import shipped
@@ -96,3 +99,24 @@ def test_a_model_over_the_size_budget_is_refused(finished_run, tmp_path, monkeyp
     with pytest.raises(UserError, match="over the 0 MiB budget; ship a smaller net"):
         shipped.ship(finished_run, tmp_path / "package_model")
     assert not (tmp_path / "package_model" / shipped.MODEL_FILE).exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_model_beats_the_paper_on_the_test_split_as_its_card_says(real_root):
+    """The model in the package: under the size budget, and its test accuracy, re-measured
+    here from the half-precision file, is at least 84 % and the figure its card gives."""
+    path = shipped.shipped_model_path()
+    assert path.stat().st_size <= shipped.MAX_BYTES
+    model = shipped.load_model(None)
+    datamodule = MicroExpressionDataModule(root=str(real_root), image_size=model.image_size)
+    datamodule.setup("test")
+    accuracy = MulticlassAccuracy(len(model.class_names), average="micro")
+    with torch.inference_mode():
+        for images, labels in datamodule.test_dataloader():
+            accuracy.update(model.predict_proba(images), labels)
+    measured = 100 * float(accuracy.compute())
+
+    card = (path.parent / shipped.CARD_FILE).read_text()
+    stated = float(re.search(r"\| test accuracy \| ([0-9.]+) %", card).group(1))
+    assert measured >= 84.0
+    assert measured == pytest.approx(stated, abs=0.2)  # float16 weights may flip a face or two
