@@ -19,6 +19,8 @@ from mer_lightning.predict.task import run as predict_run
 from tests.helpers import CLASSES
 from tests.predict.helpers import compose_task, face_photo
 
+PAPER_BEST_TEST_ACC = 82.53  # %, CNN1 in the paper's Table 1
+
 
 @pytest.fixture
 def finished_run(checkpoint, tmp_path):
@@ -104,7 +106,8 @@ def test_a_model_over_the_size_budget_is_refused(finished_run, tmp_path, monkeyp
 @pytest.mark.slow
 def test_the_shipped_model_beats_the_paper_on_the_test_split_as_its_card_says(real_root):
     """The model in the package: under the size budget, and its test accuracy, re-measured
-    here from the half-precision file, is at least 84 % and the figure its card gives."""
+    here from the half-precision file, beats the paper's best (CNN1, 82.53 %) and is the
+    figure its card gives."""
     path = shipped.shipped_model_path()
     assert path.stat().st_size <= shipped.MAX_BYTES
     model = shipped.load_model(None)
@@ -118,5 +121,5 @@ def test_the_shipped_model_beats_the_paper_on_the_test_split_as_its_card_says(re
 
     card = (path.parent / shipped.CARD_FILE).read_text()
     stated = float(re.search(r"\| test accuracy \| ([0-9.]+) %", card).group(1))
-    assert measured >= 84.0
+    assert measured > PAPER_BEST_TEST_ACC
     assert measured == pytest.approx(stated, abs=0.2)  # float16 weights may flip a face or two
