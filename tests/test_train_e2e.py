@@ -191,6 +191,16 @@ def test_a_per_step_one_cycle_schedule_spans_the_whole_run(synthetic_root, tmp_p
     assert trainer.optimizers[0].param_groups[0]["lr"] < 0.01 / 10  # annealed from the peak
 
 
+def test_a_per_step_scheduler_without_total_steps_names_the_key(synthetic_root, tmp_path):
+    scheduler = "{_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:1}"
+    overrides = fast_overrides(
+        "cnn1", synthetic_root, f"module.scheduler={scheduler}", "module.scheduler_interval=step"
+    )
+    datamodule, module, trainer = build(compose_config(overrides, tmp_path))
+    with pytest.raises(UserError, match="module.scheduler_interval=step builds module.scheduler"):
+        trainer.fit(module, datamodule=datamodule)
+
+
 def test_an_unknown_scheduler_interval_names_the_key(synthetic_root, tmp_path):
     cfg = compose_config(
         fast_overrides("cnn1", synthetic_root, "module.scheduler_interval=batch"), tmp_path

@@ -232,7 +232,14 @@ class EmotionClassifier(L.LightningModule):
             scheduler = self.scheduler_factory(optimizer=optimizer)
         else:  # a per-step schedule (one-cycle) spans the run's optimizer steps
             total_steps = int(self.trainer.estimated_stepping_batches)
-            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
+            try:
+                scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
+            except TypeError as error:
+                raise UserError(
+                    f"module.scheduler_interval=step builds module.scheduler with total_steps, "
+                    f"which it does not take ({error}): use a per-step scheduler such as "
+                    "torch.optim.lr_scheduler.OneCycleLR, or module.scheduler_interval=epoch"
+                ) from error
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
