@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
+from torchvision.models.resnet import BasicBlock
 
 from mer_lightning.core.errors import UserError
 
@@ -57,6 +58,64 @@ class ResNet18Classifier(nn.Module):
         feature_dim = self.backbone.fc.in_features
         self.backbone.fc = nn.Identity()
         self.reduction = nn.Sequential(nn.Linear(feature_dim, reduction_dim), nn.ReLU())
+        self.head = nn.Linear(reduction_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch of normalised images (N, 3, H, W)."""
+        return self.head(self.reduction(self.backbone(x)))
+
+
+class SlimResNet18Classifier(nn.Module):
+    """ResNet-18's layout (7x7 stem, four stages of two basic blocks) at a narrower width,
+    with the same feature-reduction head.
+
+    At `base_width=32` it has a quarter of ResNet-18's multiply-adds: a student small
+    enough to predict a face in a few milliseconds on a CPU, distilled from the full net.
+    Built from torchvision's own blocks; it has no ImageNet weights.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        base_width: int = 32,
+        reduction_dim: int = 256,
+        in_channels: int = 3,
+        input_size: int = 80,
+    ) -> None:
+        super().__init__()
+        if base_width < 1:
+            raise UserError(f"model.base_width={base_width} must be a positive channel count")
+        self.input_size = input_size
+        widths = [base_width * 2**stage for stage in range(4)]
+        stem = [
+            nn.Conv2d(in_channels, base_width, kernel_size=7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(base_width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        ]
+        stages, width_in = [], base_width
+        for stage, width in enumerate(widths):
+            stride = 1 if stage == 0 else 2
+            downsample = None
+            if stride != 1 or width_in != width:
+                downsample = nn.Sequential(
+                    nn.Conv2d(width_in, width, kernel_size=1, stride=stride, bias=False),
+                    nn.BatchNorm2d(width),
+                )
+            stages.append(
+                nn.Sequential(
+                    BasicBlock(width_in, width, stride=stride, downsample=downsample),
+                    BasicBlock(width, width),
+                )
+            )
+            width_in = width
+        self.backbone = nn.Sequential(
+            *stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.reduction = nn.Sequential(nn.Linear(width_in, reduction_dim), nn.ReLU())
         self.head = nn.Linear(reduction_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
