@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.core.checkpoint import LoadedModel, load_checkpoint
 from mer_lightning.core.errors import UserError
+from mer_lightning.predict.runtime import INPUT_NAME, OUTPUT_NAME, onnx_bytes
 from mer_lightning.runs.config import CONFIG_DIR
 from mer_lightning.runs.console import exit_on_user_error
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 SHIPPED = "shipped"
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
 METADATA_KEY = "mer_lightning.preprocessing"
 CHECK_BATCH = 4
 
@@ -86,22 +86,7 @@ def export_onnx(model: LoadedModel, path: Path, opset: int) -> None:
     """ONNX with a dynamic batch axis and the preprocessing in its metadata."""
     import onnx
 
-    example = torch.zeros(1, 3, model.image_size, model.image_size)
-    with warnings.catch_warnings():
-        # torch's newer exporter needs onnxscript; the TorchScript-based one, deprecated but
-        # exact for these plain nets, needs only onnx.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.onnx")
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        torch.onnx.export(
-            model.net,
-            (example,),
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
+    path.write_bytes(onnx_bytes(model.net, model.image_size, opset))
     exported = onnx.load(str(path))
     onnx.helper.set_model_props(exported, {METADATA_KEY: json.dumps(preprocessing(model))})
     onnx.checker.check_model(exported)
@@ -164,7 +149,7 @@ def check(model: LoadedModel, path: Path, tolerance: float, seed: int = 0) -> fl
         difference = float((run_exported(path, batch) - expected).abs().max())
     except ImportError as error:
         raise UserError(
-            f"checking {path} needs onnxruntime ({error}); pip install -e '.[export]', "
+            f"checking {path} needs onnxruntime ({error}); pip install onnxruntime, "
             "or skip the check with check=false"
         ) from error
     if difference > tolerance:

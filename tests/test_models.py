@@ -11,7 +11,11 @@ from torchvision.models import resnet18
 from mer_lightning.core.errors import UserError
 from mer_lightning.core.models import build_net, net_config
 from mer_lightning.core.models.cnn import BlockCNN
-from mer_lightning.core.models.resnet import ResNet18Classifier, imagenet_weights_file
+from mer_lightning.core.models.resnet import (
+    ResNet18Classifier,
+    SlimResNet18Classifier,
+    imagenet_weights_file,
+)
 from mer_lightning.runs.config import CONFIG_DIR
 
 
@@ -42,11 +46,27 @@ def test_cnn2_is_twelve_convs_in_four_blocks_with_dropout():
     assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.5, 0.5]
 
 
-@pytest.mark.parametrize("name", ["cnn1", "cnn2", "resnet18"])
+@pytest.mark.parametrize("name", ["cnn1", "cnn2", "resnet18", "resnet18_slim"])
 @pytest.mark.parametrize("size", [48, 80, 96])
 def test_first_linear_layer_follows_input_size(name, size):
     net = build_net(net_config(model_cfg(name, size), num_classes=5))
     assert net(torch.zeros(2, 3, size, size)).shape == (2, 5)
+
+
+def test_the_slim_resnet18_is_resnet18s_layout_at_half_width():
+    """The fast student: ResNet-18's 20 convolutions (17 + 3 shortcut projections) at
+    half the channels, about a quarter of its parameters, the same head."""
+    full = build_net(net_config(model_cfg("resnet18"), num_classes=7))
+    slim = build_net(net_config(model_cfg("resnet18_slim"), num_classes=7))
+    assert isinstance(slim, SlimResNet18Classifier)
+    assert count(slim, nn.Conv2d) == count(full, nn.Conv2d) == 20
+    widths = [m.out_channels for m in slim.modules() if isinstance(m, nn.Conv2d)]
+    assert widths[0] == 32 and max(widths) == 256
+    assert slim.reduction[0].in_features == 256 and slim.head.out_features == 7
+    params = sum(p.numel() for p in slim.parameters())
+    assert params < 0.3 * sum(p.numel() for p in full.parameters())
+    with pytest.raises(UserError, match="model.base_width=0"):
+        SlimResNet18Classifier(num_classes=7, base_width=0)
 
 
 def test_input_too_small_for_the_blocks_names_the_key():

@@ -16,7 +16,7 @@ def serve(cfg: DictConfig) -> None:
     """Load the model (ckpt= or the shipped one), build the page and serve it until stopped."""
     import torch
 
-    from mer_lightning.predict.shipped import load_model
+    from mer_lightning.predict.runtime import load_for_prediction
     from mer_lightning.predict.task import build_predictor
 
     try:
@@ -27,7 +27,7 @@ def serve(cfg: DictConfig) -> None:
         raise UserError(f"the app needs Gradio ({error}); pip install -e '.[app]'") from error
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
-    model = load_model(cfg.get("ckpt"))
+    model = load_for_prediction(cfg.get("ckpt"), str(cfg.get("runtime", "auto")))
     predictor = build_predictor(cfg, model)
     page = build_page(predictor, str(model.path))
     log.info("serving the emotion page on http://%s:%d (Ctrl+C stops it)", cfg.host, cfg.port)

@@ -6,7 +6,8 @@ paper's Haar cascade with margin 0.2 and equalisation) on one photo, timed 100 t
 model after a warm-up; the median is the headline.
 Nets are built from conf/model/*.yaml with random weights: latency does not depend on them.
 `--ckpt shipped` (or a checkpoint path) times that trained model instead, with its own
-mirror averaging: the figure a user of `predict` meets.
+mirror averaging: the figure a user of `predict` meets. The net runs on the engine predict
+picks (`--runtime auto`: ONNX Runtime when installed; `--runtime torch` for PyTorch's figure).
 The photo is a real dataset face, upscaled and padded so that the cascade finds it, or a
 synthetic image when the dataset is absent (then no face is found and the whole image is
 classified, as the table says).
@@ -34,11 +35,12 @@ from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.models import build_net, net_config
 from mer_lightning.predict.faces import build_detector, enhance, to_model_input
 from mer_lightning.predict.pipeline import FacePredictor
+from mer_lightning.predict.runtime import RUNTIMES, engine_name, with_runtime
 from mer_lightning.predict.shipped import load_model
 from mer_lightning.runs.config import CONFIG_DIR
 from mer_lightning.runs.precision import cpu_has_native_bf16
 
-MODELS = ("cnn1", "cnn2", "resnet18")
+MODELS = ("cnn1", "cnn2", "resnet18", "resnet18_slim")
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 UPSCALE, BORDER = 4, 80  # an 80x80 dataset face becomes a 480x480 photo with context around it
 # Per detector: the predict command's defaults (blazeface) and the paper's pipeline (haar).
@@ -113,8 +115,12 @@ def measure(
     runs: int,
     warmup: int,
     kind: str = "blazeface",
+    runtime: str = "auto",
 ) -> dict:
-    """Median (and p90) latency of the whole pipeline, and of detection and forward alone."""
+    """Median (and p90) latency of the whole pipeline, and of detection and forward alone,
+    with the net run by `runtime` as predict runs it."""
+    parameters = sum(p.numel() for p in model.net.parameters())
+    model = with_runtime(model, runtime)
     image_size = model.image_size
     detector = build_detector({"detector": kind})
     settings = SETTINGS[kind]
@@ -135,7 +141,8 @@ def measure(
     return {
         "model": name,
         "detector": kind,
-        "parameters": sum(p.numel() for p in model.net.parameters()),
+        "parameters": parameters,
+        "runtime": engine_name(model),
         "tta_hflip": bool(model.tta_hflip),
         "faces_found": len(boxes),
         "median_ms": statistics.median(total),
@@ -152,11 +159,13 @@ def measure(
 def print_table(results: list[dict], photo_note: str, runs: int) -> None:
     """The results as a rich table."""
     table = Table(title=f"Single-image prediction latency (median of {runs} runs, CPU)")
-    for column in ("model", "parameters", "faces", "total ms", "p90 ms", "detect ms", "forward ms"):
+    columns = ("model", "runtime", "parameters", "faces", "total ms", "p90 ms", "detect ms")
+    for column in (*columns, "forward ms"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in results:
         table.add_row(
             row["model"],
+            row["runtime"],
             f"{row['parameters']:,}",
             str(row["faces_found"]),
             f"{row['median_ms']:.2f}",
@@ -185,6 +194,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--detector", default="blazeface", choices=list(SETTINGS), help="face detector"
     )
     parser.add_argument(
+        "--runtime", default="auto", choices=list(RUNTIMES), help="engine of the net, as predict's"
+    )
+    parser.add_argument(
         "--ckpt",
         default=None,
         help="time this trained model instead of random nets: a .ckpt path, or 'shipped'",
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             models = {name: random_model(name, args.image_size) for name in args.models}
         results = [
-            measure(name, model, photo, args.runs, args.warmup, args.detector)
+            measure(name, model, photo, args.runs, args.warmup, args.detector, args.runtime)
             for name, model in models.items()
         ]
     print_table(results, photo_note, args.runs)

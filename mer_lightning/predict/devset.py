@@ -29,13 +29,16 @@ from mer_lightning.core.errors import UserError
 from mer_lightning.predict.faces import Box, build_detector
 from mer_lightning.predict.inputs import UnreadableImage, find_files, read_image
 from mer_lightning.predict.pipeline import FacePredictor
-from mer_lightning.predict.shipped import load_model
+from mer_lightning.predict.runtime import load_for_prediction
 from mer_lightning.runs.console import exit_on_user_error
 
 log = logging.getLogger(__name__)
 
-USAGE = "python -m mer_lightning.predict.devset root=DEV_SET [ckpt=PATH] [out=DIR] [threads=N]"
-DEFAULTS = {"root": None, "ckpt": None, "out": None, "threads": None}
+USAGE = (
+    "python -m mer_lightning.predict.devset root=DEV_SET [ckpt=PATH] [out=DIR] [threads=N] "
+    "[runtime=auto|onnx|torch]"
+)
+DEFAULTS = {"root": None, "ckpt": None, "out": None, "threads": None, "runtime": "auto"}
 NO_ENHANCE = {"enabled": False}
 EQUALIZE = {"enabled": True, "method": "equalize"}
 CLAHE = {"enabled": True, "method": "clahe", "clip_limit": 2.0, "tile_grid": 8}
@@ -161,7 +164,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         raise UserError(f"root is required: {USAGE}")
     if cfg.threads is not None:
         torch.set_num_threads(int(cfg.threads))
-    model = load_model(cfg.ckpt)
+    model = load_for_prediction(cfg.ckpt, str(cfg.runtime))
     root = Path(str(cfg.root)).expanduser()
     paths, labels = labelled_photos(root, model.class_names)
     photos, kept, skipped = [], [], []

@@ -18,6 +18,7 @@ from torch import nn
 
 from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.errors import UserError
+from mer_lightning.predict.shipped import load_model
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +96,14 @@ def with_runtime(model: LoadedModel, runtime: str) -> LoadedModel:
         raise UserError(f"runtime=onnx needs ONNX Runtime, which is not installed; {INSTALL_HINT}")
     graph = onnx_bytes(model.net, model.image_size)
     return replace(model, net=OnnxRuntimeNet(graph, torch.get_num_threads()))
+
+
+def engine_name(model: LoadedModel) -> str:
+    """`onnxruntime` or `torch`: the engine that runs `model`'s net, for run records."""
+    return "onnxruntime" if isinstance(model.net, OnnxRuntimeNet) else "torch"
+
+
+def load_for_prediction(ckpt: str | None, runtime: str) -> LoadedModel:
+    """The model `ckpt` names (the shipped one when None) on the engine `runtime` names:
+    what predict, the app, the dev-set scorer and the latency benchmark all run."""
+    return with_runtime(load_model(ckpt), runtime)

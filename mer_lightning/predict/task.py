@@ -15,7 +15,7 @@ from mer_lightning.predict import outputs
 from mer_lightning.predict.faces import build_detector
 from mer_lightning.predict.inputs import UnreadableImage, find_files, read_image
 from mer_lightning.predict.pipeline import FacePrediction, FacePredictor
-from mer_lightning.predict.shipped import load_model
+from mer_lightning.predict.runtime import engine_name, load_for_prediction
 from mer_lightning.predict.video import UnreadableVideo, check_stride, is_video, predict_video
 from mer_lightning.predict.webcam import run_webcam
 
@@ -129,10 +129,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    model = load_model(cfg.get("ckpt"))
+    model = load_for_prediction(cfg.get("ckpt"), str(cfg.get("runtime", "auto")))
     predictor = build_predictor(cfg, model)
     header = {
         "checkpoint": str(model.path),
+        "runtime": engine_name(model),
         "input": str(cfg.input),
         "classes": model.class_names,
         "image_size": model.image_size,

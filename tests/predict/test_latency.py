@@ -10,12 +10,13 @@ from mer_lightning.bench import latency
 @pytest.mark.slow
 def test_latency_benchmark_times_each_model_with_face_detection(tmp_path, capsys):
     out = tmp_path / "latency.json"
-    args = ["--models", "cnn1", "cnn2", "--runs", "3", "--warmup", "1", "--image-size", "32"]
+    args = ["--models", "cnn1", "resnet18_slim", "--runs", "3", "--warmup", "1"]
 
-    payload = latency.main([*args, "--out", str(out)])
+    payload = latency.main([*args, "--image-size", "32", "--runtime", "torch", "--out", str(out)])
 
     assert json.loads(out.read_text()) == payload
-    assert [row["model"] for row in payload["results"]] == ["cnn1", "cnn2"]
+    assert [row["model"] for row in payload["results"]] == ["cnn1", "resnet18_slim"]
+    assert {row["runtime"] for row in payload["results"]} == {"torch"}
     for row in payload["results"]:
         # Detection and the whole pipeline are timed in separate loops: on a loaded machine
         # their medians need not be ordered, so only each figure is checked.
@@ -37,5 +38,6 @@ def test_latency_benchmark_times_a_trained_checkpoint_with_its_mirror_averaging(
 
     [row] = payload["results"]
     assert row["model"].startswith(str(checkpoint)) and row["tta_hflip"] is False
+    assert row["runtime"] == "onnxruntime"  # the engine predict picks by default
     assert row["parameters"] > 0 and row["median_ms"] > 0
     assert isinstance(payload["cpu_native_bf16"], bool)

@@ -109,9 +109,7 @@ class SlimResNet18Classifier(nn.Module):
                 )
             )
             width_in = width
-        self.backbone = nn.Sequential(
-            *stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
+        self.backbone = nn.Sequential(*stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
