@@ -168,7 +168,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         from mer_lightning.predict.shipped import SHIPPED_DIR, ship
 
         ship_dir = cfg.get("ship_dir")
-        summary = ship(cfg.ckpt, Path(str(ship_dir)).expanduser() if ship_dir else SHIPPED_DIR)
+        out_dir = Path(str(ship_dir)).expanduser() if ship_dir else SHIPPED_DIR
+        tta_hflip = cfg.get("tta_hflip")
+        if tta_hflip not in (None, True, False):
+            raise UserError(f"tta_hflip={tta_hflip} must be true, false or null (as tested)")
+        summary = ship(cfg.ckpt, out_dir, tta_hflip)
         log.info("shipped %s: %s", cfg.ckpt, summary)
         return summary
     model = load_checkpoint(cfg.ckpt)

@@ -9,6 +9,7 @@ ckpt=RUN/checkpoints/BEST.ckpt` (`ship` below) from a finished training run.
 
 import json
 import logging
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,14 @@ def run_dir_of(ckpt: Path) -> Path | None:
     return None
 
 
-def shipped_contents(ckpt: Path) -> dict[str, Any]:
-    """The checkpoint reduced to prediction's needs, floating-point weights in float16."""
+def shipped_contents(ckpt: Path, tta_hflip: bool | None = None) -> dict[str, Any]:
+    """The checkpoint reduced to prediction's needs, floating-point weights in float16;
+    mirror averaging as the run tested it, or as `tta_hflip` says."""
     model = load_ckpt_file(ckpt)  # validates the file and its arch before anything is copied
     hparams = torch.load(ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
     kept = {k: hparams[k] for k in (*REQUIRED_HPARAMS, *OPTIONAL_HPARAMS) if k in hparams}
+    if tta_hflip is not None:
+        kept["tta_hflip"] = bool(tta_hflip)
     state = {
         f"net.{key}": value.half() if value.is_floating_point() else value
         for key, value in model.net.state_dict().items()
@@ -85,17 +89,51 @@ def half_precision_gap(reference: LoadedModel, shipped: LoadedModel, seed: int =
     return float(gap.abs().max())
 
 
-def _dedup_accuracy(run_dir: Path | None, metrics: dict[str, Any]) -> tuple[Any, str]:
-    """Test accuracy on the deduplicated test split and where it comes from."""
+def retest_metrics(run_dir: Path | None, overrides: set[str]) -> Path | None:
+    """The metrics.json of the run's re-test with exactly `overrides`
+    (`python -m mer_lightning.evaluate RUN_DIR ...`), if it was made."""
+    if run_dir is None:
+        return None
+    for path in sorted(run_dir.glob("evaluate/*/metrics.json")):
+        if set(path.parent.name.split(",")) == overrides:
+            return path
+    return None
+
+
+def _dedup_accuracy(
+    run_dir: Path | None, metrics: dict[str, Any], views: set[str]
+) -> tuple[Any, str]:
+    """Test accuracy on the deduplicated test split (with the shipped views) and where it
+    comes from."""
     if metrics.get("data", {}).get("dedup"):
         return metrics.get("test_acc"), "the run itself trained and tested with data.dedup=true"
-    if run_dir is not None:
-        for path in sorted(run_dir.glob("evaluate/*dedup=true*/metrics.json")):
-            return json.loads(path.read_text()).get("test_acc"), str(path.relative_to(run_dir))
+    path = retest_metrics(run_dir, {"data.dedup=true", *views})
+    if path is not None:
+        return json.loads(path.read_text()).get("test_acc"), str(path.relative_to(run_dir))
     return None, (
-        "not measured yet: run `python -m mer_lightning.evaluate RUN_DIR data.dedup=true`, "
-        "then ship again"
+        "not measured yet: run `python -m mer_lightning.evaluate RUN_DIR "
+        f"{' '.join(sorted({'data.dedup=true', *views}))}`, then ship again"
     )
+
+
+def _figures(
+    ckpt: Path, run_dir: Path | None, shipped_hflip: bool
+) -> tuple[dict[str, Any], set[str], str]:
+    """The results the card reports for the shipped views: the run's own metrics.json, or
+    its one-view (or mirrored) re-test when the shipped model averages otherwise than the
+    run's validation and test did."""
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if run_dir else {}
+    if run_dir is None or load_ckpt_file(ckpt).tta_hflip == shipped_hflip:
+        return metrics, set(), "metrics.json"
+    views = {f"module.tta_hflip={str(shipped_hflip).lower()}"}
+    path = retest_metrics(run_dir, views)
+    if path is None:
+        raise UserError(
+            f"the shipped model would run with tta_hflip={str(shipped_hflip).lower()}, "
+            f"which run {run_dir} was not tested with: run `python -m mer_lightning.evaluate "
+            f"{run_dir} {' '.join(views)}`, then ship again"
+        )
+    return json.loads(path.read_text()), views, str(path.relative_to(run_dir))
 
 
 def _percent(value: Any) -> str:
@@ -106,7 +144,7 @@ def model_card(ckpt: Path, model: LoadedModel, gap: float, size: int) -> str:
     """MODEL_CARD.md: data, recipe and command, test and dedup accuracy, per-class F1, limits,
     read from the run's metrics.json and .hydra/overrides.yaml."""
     run_dir = run_dir_of(ckpt)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if run_dir else {}
+    metrics, views, source = _figures(ckpt, run_dir, model.tta_hflip)
     overrides_file = run_dir / ".hydra" / "overrides.yaml" if run_dir else None
     overrides = (
         list(OmegaConf.to_container(OmegaConf.load(overrides_file)) or [])
@@ -118,7 +156,8 @@ def model_card(ckpt: Path, model: LoadedModel, gap: float, size: int) -> str:
         if overrides is not None
         else "unknown (the run's .hydra/overrides.yaml was not found)"
     )
-    dedup, dedup_source = _dedup_accuracy(run_dir, metrics)
+    dedup, dedup_source = _dedup_accuracy(run_dir, metrics, views)
+    shipped_views = f" tta_hflip={str(model.tta_hflip).lower()}" if views else ""
     per_class = metrics.get("per_class") or {}
     rows = "\n".join(
         f"| {name} | {row.get('precision', 0):.2f} | {row.get('recall', 0):.2f} | "
@@ -128,7 +167,8 @@ def model_card(ckpt: Path, model: LoadedModel, gap: float, size: int) -> str:
     data = metrics.get("data", {})
     return f"""# Model card: the emotion model shipped with mer_lightning
 
-Written by `{SHIP_COMMAND}` on {date.today().isoformat()}; do not edit by hand, ship again.
+Written by `{SHIP_COMMAND}{shipped_views}` on {date.today().isoformat()};
+do not edit by hand, ship again.
 
 ## What it is
 - Net: `{describe_arch(model.arch)}`, {sum(p.numel() for p in model.net.parameters()):,} \
@@ -163,7 +203,8 @@ Trained by
 | test macro F1 | {_percent(metrics.get("test_f1_macro"))} |
 | train accuracy | {_percent(metrics.get("train_acc"))} |
 
-Dedup figure: {dedup_source}. Paper to beat: CNN1 82.53 % test accuracy, macro F1 0.79.
+Figures from the run's `{source}`; dedup figure: {dedup_source}.
+Paper to beat: CNN1 82.53 % test accuracy, macro F1 0.79.
 
 | class | precision | recall | F1 | support |
 |---|---:|---:|---:|---:|
@@ -182,14 +223,19 @@ Dedup figure: {dedup_source}. Paper to beat: CNN1 82.53 % test accuracy, macro F
 """
 
 
-def ship(ckpt: str | Path, out_dir: Path) -> dict[str, Any]:
-    """Write the shipped model file and its card into `out_dir` from a run's checkpoint."""
+def ship(ckpt: str | Path, out_dir: Path, tta_hflip: bool | None = None) -> dict[str, Any]:
+    """Write the shipped model file and its card into `out_dir` from a run's checkpoint,
+    mirror averaging as the run tested it or as `tta_hflip` says (false: one view, about
+    twice as fast; the card then reports the run's one-view re-test)."""
     ckpt = Path(ckpt).expanduser()
     reference = load_ckpt_file(ckpt)
+    if tta_hflip is not None:
+        reference = replace(reference, tta_hflip=bool(tta_hflip))
+    _figures(ckpt, run_dir_of(ckpt), reference.tta_hflip)  # the card's figures exist
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILE
     partial = target.with_suffix(".pt.partial")
-    torch.save(shipped_contents(ckpt), partial)
+    torch.save(shipped_contents(ckpt, tta_hflip), partial)
     size = partial.stat().st_size
     if size > MAX_BYTES:
         partial.unlink()

@@ -63,6 +63,35 @@ def test_export_builds_the_half_precision_file_and_its_card(finished_run, tmp_pa
     assert "Known limits" in card
 
 
+def test_a_one_view_or_mirrored_ship_reports_the_matching_retest(finished_run, tmp_path):
+    """tta_hflip= ships the model averaging otherwise than its run tested it (one view is
+    about twice as fast); the card must then give that re-test's figures, not the run's."""
+    run_dir = finished_run.parent.parent
+    assert load_checkpoint(finished_run).tta_hflip is False  # the tiny run tested one view
+    ship_dir = tmp_path / "package_model"
+    overrides = [f"ckpt={finished_run}", "format=shipped", f"ship_dir={ship_dir}"]
+
+    with pytest.raises(UserError) as error:
+        export_run(compose_task("export", [*overrides, "tta_hflip=true"], tmp_path / "e1"))
+    assert f"python -m mer_lightning.evaluate {run_dir} module.tta_hflip=true" in str(error.value)
+    assert not ship_dir.exists() or not any(ship_dir.iterdir())
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name, accuracy in (
+        ("module.tta_hflip=true", 0.6543),
+        ("data.dedup=true,module.tta_hflip=true", 0.6789),
+    ):
+        (run_dir / "evaluate" / name).mkdir(parents=True)
+        retest = {**metrics, "test_acc": accuracy}
+        (run_dir / "evaluate" / name / "metrics.json").write_text(json.dumps(retest))
+    export_run(compose_task("export", [*overrides, "tta_hflip=true"], tmp_path / "e2"))
+
+    assert shipped.load_model(ship_dir / shipped.MODEL_FILE).tta_hflip is True
+    card = (ship_dir / shipped.CARD_FILE).read_text()
+    assert "| test accuracy | 65.43 % |" in card and "67.89 %" in card
+    assert "mirror averaging: True" in card and "tta_hflip=true" in card
+
+
 def test_predict_without_ckpt_uses_the_shipped_model(finished_run, tmp_path, monkeypatch):
     ship_dir = tmp_path / "package_model"
     overrides = [f"ckpt={finished_run}", "format=shipped", f"ship_dir={ship_dir}"]
