@@ -29,7 +29,7 @@ from mer_lightning.core.errors import UserError
 from mer_lightning.predict.faces import Box, build_detector
 from mer_lightning.predict.inputs import UnreadableImage, find_files, read_image
 from mer_lightning.predict.pipeline import FacePredictor
-from mer_lightning.predict.runtime import load_for_prediction
+from mer_lightning.predict.runtime import engine_name, load_for_prediction
 from mer_lightning.runs.console import exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "root": str(root),
         "root_name": root.name,
         "model": str(model.path),
+        "runtime": engine_name(model),
         "photos": len(photos),
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
         "date": datetime.now().isoformat(timespec="seconds"),

@@ -35,6 +35,7 @@ def test_each_setting_gets_detection_rate_accuracy_and_macro_f1(checkpoint, dev_
     payload = run([f"root={dev_set}", f"ckpt={checkpoint}", f"out={out}"])
 
     assert json.loads((out / "devset.json").read_text()) == payload
+    assert payload["runtime"] == "onnxruntime"  # the engine predict uses by default
     assert payload["photos"] == 21 and [s["file"] for s in payload["skipped"]] == [
         str(dev_set / "anger" / "broken.jpg")
     ]
