@@ -1,7 +1,7 @@
 """Which engine runs the net when predicting: PyTorch, or ONNX Runtime for speed on a CPU.
 
 A face is one small forward pass, where PyTorch's per-operator overhead dominates; ONNX
-Runtime runs the same net, converted in memory when the model loads, several times faster
+Runtime runs the same net, converted in memory when the model loads, two to three times faster
 on a CPU (docs/guide/benchmarks.md) with the same probabilities to about 1e-5. `runtime=auto`
 (the default of predict, the app and the latency benchmark) takes ONNX Runtime when it is
 installed and PyTorch otherwise; training and evaluation always run PyTorch.
