@@ -171,7 +171,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         out_dir = Path(str(ship_dir)).expanduser() if ship_dir else SHIPPED_DIR
         tta_hflip = cfg.get("tta_hflip")
         if tta_hflip not in (None, True, False):
-            raise UserError(f"tta_hflip={tta_hflip} must be true, false or null (as tested)")
+            raise UserError(
+                f"tta_hflip={tta_hflip} must be true, false, or null to keep the run's own setting"
+            )
         summary = ship(cfg.ckpt, out_dir, tta_hflip)
         log.info("shipped %s: %s", cfg.ckpt, summary)
         return summary

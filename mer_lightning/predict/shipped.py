@@ -116,14 +116,15 @@ def _dedup_accuracy(
     )
 
 
-def _figures(
-    ckpt: Path, run_dir: Path | None, shipped_hflip: bool
-) -> tuple[dict[str, Any], set[str], str]:
+Figures = tuple[dict[str, Any], set[str], str]  # metrics, the re-test's overrides, its file
+
+
+def _figures(run_dir: Path | None, tested_hflip: bool, shipped_hflip: bool) -> Figures:
     """The results the card reports for the shipped views: the run's own metrics.json, or
     its one-view (or mirrored) re-test when the shipped model averages otherwise than the
-    run's validation and test did."""
+    run's validation and test did (`tested_hflip`)."""
     metrics = json.loads((run_dir / "metrics.json").read_text()) if run_dir else {}
-    if run_dir is None or load_ckpt_file(ckpt).tta_hflip == shipped_hflip:
+    if run_dir is None or tested_hflip == shipped_hflip:
         return metrics, set(), "metrics.json"
     views = {f"module.tta_hflip={str(shipped_hflip).lower()}"}
     path = retest_metrics(run_dir, views)
@@ -140,11 +141,11 @@ def _percent(value: Any) -> str:
     return f"{100 * float(value):.2f} %" if isinstance(value, int | float) else "not measured"
 
 
-def model_card(ckpt: Path, model: LoadedModel, gap: float, size: int) -> str:
+def model_card(ckpt: Path, model: LoadedModel, gap: float, size: int, figures: Figures) -> str:
     """MODEL_CARD.md: data, recipe and command, test and dedup accuracy, per-class F1, limits,
     read from the run's metrics.json and .hydra/overrides.yaml."""
     run_dir = run_dir_of(ckpt)
-    metrics, views, source = _figures(ckpt, run_dir, model.tta_hflip)
+    metrics, views, source = figures
     overrides_file = run_dir / ".hydra" / "overrides.yaml" if run_dir else None
     overrides = (
         list(OmegaConf.to_container(OmegaConf.load(overrides_file)) or [])
@@ -229,9 +230,10 @@ def ship(ckpt: str | Path, out_dir: Path, tta_hflip: bool | None = None) -> dict
     twice as fast; the card then reports the run's one-view re-test)."""
     ckpt = Path(ckpt).expanduser()
     reference = load_ckpt_file(ckpt)
+    tested_hflip = reference.tta_hflip
     if tta_hflip is not None:
         reference = replace(reference, tta_hflip=bool(tta_hflip))
-    _figures(ckpt, run_dir_of(ckpt), reference.tta_hflip)  # the card's figures exist
+    figures = _figures(run_dir_of(ckpt), tested_hflip, reference.tta_hflip)  # before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILE
     partial = target.with_suffix(".pt.partial")
@@ -247,6 +249,6 @@ def ship(ckpt: str | Path, out_dir: Path, tta_hflip: bool | None = None) -> dict
     gap = half_precision_gap(reference, shipped)
     partial.replace(target)
     card = out_dir / CARD_FILE
-    card.write_text(model_card(ckpt, reference, gap, size))
+    card.write_text(model_card(ckpt, reference, gap, size, figures))
     log.info("shipped %s as %s (%.2f MB) with %s", ckpt, target, size / 1e6, card)
     return {"model": str(target), "card": str(card), "bytes": size, "max_abs_difference": gap}
