@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from mer_lightning.core.errors import UserError
-from mer_lightning.predict.faces import Box
+from mer_lightning.predict.box import Box
 
 MODEL_FILE = Path(__file__).parent / "assets" / "face_detection_short_range.tflite"
 INSTALL_HINT = "pip install 'mediapipe>=0.10.30,<0.10.32', or use faces.detector=haar"

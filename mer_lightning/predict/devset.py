@@ -26,7 +26,8 @@ from rich.table import Table
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mer_lightning.core.errors import UserError
-from mer_lightning.predict.faces import Box, build_detector
+from mer_lightning.predict.box import Box
+from mer_lightning.predict.faces import build_detector
 from mer_lightning.predict.inputs import UnreadableImage, find_files, read_image
 from mer_lightning.predict.pipeline import FacePredictor
 from mer_lightning.predict.runtime import engine_name, load_for_prediction

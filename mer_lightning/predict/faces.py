@@ -1,14 +1,12 @@
 """Find faces, then crop, enhance and resize them for the model.
 
 Two detectors: MediaPipe's short-range BlazeFace (the default, `blazeface.py`), the model the
-dataset's author cut every training face with, and OpenCV's Haar cascade (`haar`), the
-paper's. Images here are OpenCV's: numpy uint8 arrays (H, W, 3) in BGR order. Only
+dataset's author cut every training face with, and OpenCV's Haar cascade (`haar.py`),
+the paper's. Images here are OpenCV's: numpy uint8 arrays (H, W, 3) in BGR order. Only
 `to_model_input` turns faces into the RGB tensor layout the model was trained on.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -17,92 +15,10 @@ import torch
 from PIL import Image
 
 from mer_lightning.core.errors import UserError
+from mer_lightning.predict.blazeface import BlazeFaceDetector
+from mer_lightning.predict.haar import HaarDetector
 
 ENHANCE_METHODS = ("equalize", "clahe", "stretch")
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in pixels: top-left corner (x, y), width and height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @classmethod
-    def whole(cls, image: np.ndarray) -> "Box":
-        """The box covering a whole image."""
-        return cls(0, 0, image.shape[1], image.shape[0])
-
-    def expand(self, margin: float, image_shape: tuple[int, ...]) -> "Box":
-        """Grow by `margin` x side on every side, then clip to the image (H, W, ...)."""
-        dx, dy = round(self.width * margin), round(self.height * margin)
-        left, top = max(0, self.x - dx), max(0, self.y - dy)
-        right = min(image_shape[1], self.x + self.width + dx)
-        bottom = min(image_shape[0], self.y + self.height + dy)
-        return Box(left, top, right - left, bottom - top)
-
-    def crop(self, image: np.ndarray) -> np.ndarray:
-        """The pixels of `image` inside this box."""
-        return image[self.y : self.y + self.height, self.x : self.x + self.width]
-
-
-def cascade_file(name: str) -> Path:
-    """A cascade XML: a path, or a file name among those opencv ships in cv2.data.haarcascades."""
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
-    shipped_dir = getattr(getattr(cv2, "data", None), "haarcascades", "")
-    shipped = Path(shipped_dir) / name
-    if shipped_dir and shipped.is_file():
-        return shipped
-    raise UserError(
-        f"faces.cascade={name} is neither a file nor a cascade shipped with OpenCV "
-        f"{cv2.__version__} (looked in {shipped_dir or 'cv2.data.haarcascades, absent'}); "
-        "OpenCV 5 dropped the Haar cascades from its wheels: "
-        "pip install 'opencv-python-headless>=4.8,<5'"
-    )
-
-
-class HaarDetector:
-    """OpenCV's Haar cascade over a histogram-equalised grey copy of the image."""
-
-    name = "OpenCV's Haar cascade"
-
-    def __init__(
-        self,
-        cascade: str = "haarcascade_frontalface_default.xml",
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_size: int = 30,
-    ) -> None:
-        if not hasattr(cv2, "CascadeClassifier"):
-            raise UserError(
-                f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved it out of "
-                "the main wheels); pip install 'opencv-python-headless>=4.8,<5'"
-            )
-        if scale_factor <= 1.0:
-            raise UserError(f"faces.scale_factor={scale_factor} must be greater than 1")
-        path = cascade_file(cascade)
-        self.classifier = cv2.CascadeClassifier(str(path))
-        if self.classifier.empty():
-            raise UserError(f"faces.cascade={path} is not a Haar cascade XML OpenCV can load")
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
-
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes in a BGR image, largest first."""
-        grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-        found = self.classifier.detectMultiScale(
-            grey,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
-        )
-        boxes = [Box(*(int(v) for v in row)) for row in found]
-        return sorted(boxes, key=lambda box: box.width * box.height, reverse=True)
 
 
 def enhance(face: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
@@ -165,8 +81,6 @@ def build_detector(settings: Mapping[str, Any]):
         return None
     kind = settings.get("detector", "blazeface")
     if kind == "blazeface":
-        from mer_lightning.predict.blazeface import BlazeFaceDetector
-
         return BlazeFaceDetector(float(settings.get("min_confidence", 0.5)))
     if kind == "haar":
         return HaarDetector(

@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mer_lightning.predict.faces import Box
+from mer_lightning.predict.box import Box
 from mer_lightning.predict.pipeline import FacePrediction
 
 BOX_COLOUR = (0, 200, 0)  # BGR green: a detected face

@@ -8,7 +8,8 @@ import numpy as np
 
 from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.errors import UserError
-from mer_lightning.predict.faces import Box, enhance, to_model_input
+from mer_lightning.predict.box import Box
+from mer_lightning.predict.faces import enhance, to_model_input
 
 
 class Detector(Protocol):

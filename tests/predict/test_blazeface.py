@@ -6,7 +6,9 @@ import torch
 
 from mer_lightning.core.errors import UserError
 from mer_lightning.predict.blazeface import MODEL_FILE, BlazeFaceDetector
-from mer_lightning.predict.faces import Box, HaarDetector, build_detector, to_model_input
+from mer_lightning.predict.box import Box
+from mer_lightning.predict.faces import build_detector, to_model_input
+from mer_lightning.predict.haar import HaarDetector
 from mer_lightning.predict.pipeline import FacePredictor
 from tests.predict.helpers import box_iou, compose_task, face_photo
 from tests.predict.test_faces import recording_model

@@ -8,7 +8,9 @@ from torch import nn
 
 from mer_lightning.core.checkpoint import LoadedModel
 from mer_lightning.core.errors import UserError
-from mer_lightning.predict.faces import Box, HaarDetector, enhance, to_model_input
+from mer_lightning.predict.box import Box
+from mer_lightning.predict.faces import enhance, to_model_input
+from mer_lightning.predict.haar import HaarDetector
 from mer_lightning.predict.pipeline import FacePredictor
 from tests.predict.helpers import box_iou, upscaled_face
 

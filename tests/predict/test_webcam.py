@@ -8,7 +8,7 @@ import pytest
 
 from mer_lightning.core.errors import UserError
 from mer_lightning.predict import webcam
-from mer_lightning.predict.faces import Box
+from mer_lightning.predict.box import Box
 from mer_lightning.predict.task import run
 from tests.predict.helpers import compose_task
 
