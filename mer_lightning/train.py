@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from mer_lightning.core.checkpoint import check_matches
+from mer_lightning.core.checkpoint import check_matches, training_steps
 from mer_lightning.core.module import TrainingDiverged
 from mer_lightning.core.predictions import FILE as PREDICTIONS_FILE
 from mer_lightning.core.predictions import write_predictions
@@ -17,6 +17,7 @@ from mer_lightning.recipes import refit
 from mer_lightning.runs import reports, resume
 from mer_lightning.runs.build import (
     best_checkpoint_callback,
+    build_loggers,
     build_model,
     build_trainer,
     end_weight_averaging,
@@ -69,6 +70,7 @@ def run(cfg: DictConfig) -> RunResults:
     ckpt_path = resume.fit_checkpoint(cfg, trainer)
     if ckpt_path is not None:
         check_matches(ckpt_path, module.hparams.arch, list(module.hparams.class_names))
+        trainer.loggers = build_loggers(cfg, resumed_at_step=training_steps(ckpt_path))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except TrainingDiverged as error:

@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mer_lightning.compare.jobs import read_jobs
 from mer_lightning.core.checkpoint import load_checkpoint
@@ -120,7 +121,11 @@ def test_a_run_killed_mid_epoch_resumes_where_it_stopped(synthetic_root, tmp_pat
         *fast_overrides("cnn1", synthetic_root, *EVERY_2_STEPS, f"trainer.max_epochs={epochs}"),
         f"hydra.run.dir={run_dir}",
     ]
-    process = resume_helpers.start([*args, resume_helpers.SLOW % pace], tmp_path / "killed.log")
+    # Every event reaches the disk at once, as minutes of a long run's events do before a kill.
+    unbuffered = "+logger.tensorboard.max_queue=1"
+    process = resume_helpers.start(
+        [*args, unbuffered, resume_helpers.SLOW % pace], tmp_path / "killed.log"
+    )
     resume_helpers.kill_at_step(process, run_dir, 2 * STEPS + 3, tmp_path / "killed.log")
 
     killed = load(run_dir / "checkpoints" / "last.ckpt")
@@ -141,6 +146,12 @@ def test_a_run_killed_mid_epoch_resumes_where_it_stopped(synthetic_root, tmp_pat
     assert final["global_step"] == epochs * STEPS and adam_steps(final) == {epochs * STEPS}
     assert metrics["fit_seconds"] >= saved_seconds  # time before the kill is included
     assert metrics["train_images_seen"] == epochs * 91
+    # TensorBoard drops what the killed run logged after its checkpoint: each curve runs once.
+    curves = EventAccumulator(str(run_dir / "tensorboard"))
+    curves.Reload()
+    for tag in ("train/loss_step", "val/acc"):
+        steps = [event.step for event in curves.Scalars(tag)]
+        assert steps == sorted(set(steps)), (tag, steps)
 
 
 @pytest.mark.slow

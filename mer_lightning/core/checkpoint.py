@@ -150,6 +150,12 @@ def check_matches(path: str | Path, arch: dict[str, Any], class_names: list[str]
         )
 
 
+def training_steps(path: str | Path) -> int:
+    """The optimizer steps taken when the checkpoint at `path` was saved (Lightning's
+    `global_step`): where a run continued from it goes on logging."""
+    return int(_read(Path(path).expanduser()).get("global_step", 0))
+
+
 def _read(path: Path) -> dict[str, Any]:
     """torch.load with weights_only=True, turning every failure into a UserError."""
     if not path.is_file():

@@ -10,6 +10,7 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig
 from torchmetrics.functional.classification import multiclass_accuracy
 
@@ -29,7 +30,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     can use its checkpoint folders before the dataset is read."""
     callback_cfgs = refit.run_callbacks(cfg).values()
     callbacks = [hydra.utils.instantiate(c) for c in callback_cfgs if c is not None]
-    loggers = [hydra.utils.instantiate(lg) for lg in (cfg.logger or {}).values() if lg is not None]
+    loggers = build_loggers(cfg)
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     if str(cfg.trainer.precision) == "auto":
         log.info("trainer.precision=auto: %s on this device", precision)
@@ -41,6 +42,20 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         precision=precision,
         **no_validation,
     )
+
+
+def build_loggers(cfg: DictConfig, resumed_at_step: int | None = None) -> list[Logger]:
+    """The loggers of `cfg.logger`. For a run continued from a checkpoint saved at
+    `resumed_at_step`, TensorBoard drops what the killed run logged from that step on
+    (`purge_step`), so each curve runs once over its steps instead of twice."""
+    loggers = []
+    for logger_cfg in (cfg.logger or {}).values():
+        if logger_cfg is None:
+            continue
+        tensorboard = issubclass(hydra.utils.get_class(logger_cfg._target_), TensorBoardLogger)
+        purge = {"purge_step": resumed_at_step} if tensorboard and resumed_at_step else {}
+        loggers.append(hydra.utils.instantiate(logger_cfg, **purge))
+    return loggers
 
 
 def build_datamodule(cfg: DictConfig) -> MicroExpressionDataModule:
