@@ -149,9 +149,10 @@ def test_a_run_killed_mid_epoch_resumes_where_it_stopped(synthetic_root, tmp_pat
     # TensorBoard drops what the killed run logged after its checkpoint: each curve runs once.
     curves = EventAccumulator(str(run_dir / "tensorboard"))
     curves.Reload()
-    for tag in ("train/loss_step", "val/acc"):
-        steps = [event.step for event in curves.Scalars(tag)]
-        assert steps == sorted(set(steps)), (tag, steps)
+    losses = [event.step for event in curves.Scalars("train/loss_step")]
+    assert losses == list(range(epochs * STEPS))  # every step once, none lost
+    val_steps = [event.step for event in curves.Scalars("val/acc")]
+    assert val_steps == sorted(set(val_steps))
 
 
 @pytest.mark.slow
