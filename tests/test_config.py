@@ -12,12 +12,19 @@ from tests.helpers import compose_config
 # experiment_model is not chosen on the command line: train.yaml picks it from the experiment
 # and the model (test_an_experiment_can_change_one_model_only)
 NOT_CHOSEN = {"hydra", "experiment_model"}
-GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in NOT_CHOSEN)
+# nested groups (module/scheduler) by their path
+GROUPS = sorted(
+    p.relative_to(CONFIG_DIR).as_posix()
+    for p in CONFIG_DIR.rglob("*")
+    if p.is_dir() and p.relative_to(CONFIG_DIR).parts[0] not in NOT_CHOSEN
+)
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS
     for option in sorted((CONFIG_DIR / group).glob("*.yaml"))
 ]
+ONE_CYCLE = "torch.optim.lr_scheduler.OneCycleLR"
+COSINE = "torch.optim.lr_scheduler.CosineAnnealingLR"
 
 
 def test_every_group_has_options():
@@ -54,6 +61,31 @@ def test_an_experiment_can_change_one_model_only(overrides, mixup_alpha, tmp_pat
     assert cfg.data.mixup_alpha == mixup_alpha
     if "experiment=best" in overrides:
         assert cfg.module.optimizer.lr == pytest.approx(6.69e-4)  # best.yaml still applies
+
+
+@pytest.mark.parametrize(
+    ("overrides", "target", "interval"),
+    [
+        ([], None, "epoch"),  # the default
+        (["experiment=best"], COSINE, "epoch"),
+        (["experiment=paper"], None, "epoch"),  # the paper's constant learning rate
+        (["module/scheduler=one_cycle"], ONE_CYCLE, "step"),
+        (["experiment=best", "module/scheduler=one_cycle"], ONE_CYCLE, "step"),  # CLI wins
+        (["module/scheduler=one_cycle", "experiment=paper"], ONE_CYCLE, "step"),
+    ],
+)
+def test_the_schedule_is_one_choice_of_the_module_scheduler_group(
+    overrides, target, interval, tmp_path
+):
+    """A schedule replaces the one before it whole: no key of the other is left behind."""
+    module = compose_config(overrides, tmp_path).module
+    assert module.scheduler_interval == interval
+    if target is None:
+        assert module.scheduler is None
+    else:
+        expected = {ONE_CYCLE: {"max_lr", "pct_start"}, COSINE: {"T_max"}}[target]
+        assert module.scheduler._target_ == target
+        assert set(module.scheduler) == {"_target_", "_partial_", *expected}
 
 
 def test_every_config_value_has_a_comment():

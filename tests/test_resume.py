@@ -69,6 +69,20 @@ def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
     assert (tmp_path / "metrics.json").read_text() == stored
 
 
+def test_continuing_a_one_cycle_run_for_more_epochs_stops_before_training(synthetic_root, tmp_path):
+    """One-cycle spans the epochs a run started with: continuing it for more stops with one
+    line naming trainer.max_epochs, not with torch's error where the old schedule ends."""
+    one_cycle = ["module/scheduler=one_cycle", "data.batch_size=13"]
+    run(compose_config(fast_overrides("cnn1", synthetic_root, *one_cycle), tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    more = fast_overrides("cnn1", synthetic_root, *one_cycle, "trainer.max_epochs=2")
+    with pytest.raises(UserError) as error:
+        run(compose_config([*more, "ckpt_path=last"], tmp_path))
+    assert f"built for {STEPS} optimizer steps" in str(error.value)
+    assert f"trainer.max_epochs=2 needs {2 * STEPS}" in str(error.value)
+    assert adam_steps(load(last)) == {STEPS}  # the checkpoint is left as it was
+
+
 @pytest.mark.parametrize(
     "best",
     [

@@ -160,6 +160,23 @@ class EmotionClassifier(L.LightningModule):
         # float32 softmax: under bf16 autocast it would keep 3 digits, too few to average.
         return logits.float().softmax(dim=1)
 
+    def on_train_start(self) -> None:
+        """Stop a continued run whose per-step schedule, restored from its checkpoint, ends
+        before this run's last step (torch would fail only when it got there)."""
+        if self.scheduler_interval != "step":
+            return
+        needed = int(self.trainer.estimated_stepping_batches)
+        for config in self.trainer.lr_scheduler_configs:
+            planned = getattr(config.scheduler, "total_steps", None)
+            if planned is not None and planned < needed:
+                raise UserError(
+                    f"module.scheduler ({type(config.scheduler).__name__}) was built for "
+                    f"{planned} optimizer steps by the run this one continues, but "
+                    f"trainer.max_epochs={self.trainer.max_epochs} needs {needed}: continue with "
+                    "the trainer.max_epochs it started with, or start a new run for the longer "
+                    "schedule"
+                )
+
     def on_validation_epoch_start(self) -> None:
         self.scored_batches["val"] = []
 
