@@ -88,6 +88,12 @@ def test_the_schedule_is_one_choice_of_the_module_scheduler_group(
         assert set(module.scheduler) == {"_target_", "_partial_", *expected}
 
 
+def test_the_one_cycle_peak_is_the_optimizers_learning_rate(tmp_path):
+    """An lr override (or sweep) moves the one-cycle peak rather than being ignored."""
+    cfg = compose_config(["module/scheduler=one_cycle", "module.optimizer.lr=1e-2"], tmp_path)
+    assert OmegaConf.to_container(cfg.module, resolve=True)["scheduler"]["max_lr"] == 1e-2
+
+
 def test_every_config_value_has_a_comment():
     """Leaf keys carry a comment; section headers (`data:`) only group them."""
     uncommented = []
