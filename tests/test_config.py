@@ -66,7 +66,8 @@ def test_an_experiment_can_change_one_model_only(overrides, mixup_alpha, tmp_pat
 @pytest.mark.parametrize(
     ("overrides", "target", "interval"),
     [
-        ([], None, "epoch"),  # the default
+        ([], ONE_CYCLE, "step"),  # the default
+        (["module/scheduler=none"], None, "epoch"),
         (["experiment=best"], COSINE, "epoch"),
         (["experiment=paper"], None, "epoch"),  # the paper's constant learning rate
         (["module/scheduler=one_cycle"], ONE_CYCLE, "step"),
@@ -90,6 +91,8 @@ def test_the_schedule_is_one_choice_of_the_module_scheduler_group(
 
 def test_the_one_cycle_peak_is_the_optimizers_learning_rate(tmp_path):
     """An lr override (or sweep) moves the one-cycle peak rather than being ignored."""
+    peak = OmegaConf.to_container(compose_config([], tmp_path).module, resolve=True)
+    assert peak["scheduler"]["max_lr"] == peak["optimizer"]["lr"] == 3e-3
     cfg = compose_config(["module/scheduler=one_cycle", "module.optimizer.lr=1e-2"], tmp_path)
     assert OmegaConf.to_container(cfg.module, resolve=True)["scheduler"]["max_lr"] == 1e-2
 

@@ -38,11 +38,12 @@ def adam_steps(checkpoint: dict) -> set[int]:
 def test_ckpt_path_last_continues_a_run_and_resume_skips_a_finished_one(
     synthetic_root, tmp_path, monkeypatch
 ):
-    first = run(compose_config(fast_overrides("cnn1", synthetic_root, *EVERY_2_STEPS), tmp_path))
+    constant_lr = [*EVERY_2_STEPS, "module/scheduler=none"]  # one-cycle ends with its first run
+    first = run(compose_config(fast_overrides("cnn1", synthetic_root, *constant_lr), tmp_path))
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert first.epochs == 1 and adam_steps(load(last)) == {STEPS}
 
-    more = fast_overrides("cnn1", synthetic_root, *EVERY_2_STEPS, "trainer.max_epochs=2")
+    more = fast_overrides("cnn1", synthetic_root, *constant_lr, "trainer.max_epochs=2")
     second = run(compose_config([*more, "ckpt_path=last"], tmp_path))
     assert second.resumed_from == str(last)
     assert second.epochs == 2 and [row["epoch"] for row in second.history] == [0.0, 1.0]

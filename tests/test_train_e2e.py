@@ -160,6 +160,7 @@ def test_balanced_class_weights_and_a_scheduler_partial(synthetic_root, tmp_path
         "cnn1",
         synthetic_root,
         "module.class_weights=balanced",
+        "module/scheduler=none",
         f"module.scheduler={scheduler}",
         "trainer.max_epochs=2",
     )
@@ -194,7 +195,11 @@ def test_a_per_step_one_cycle_schedule_spans_the_whole_run(synthetic_root, tmp_p
 def test_a_per_step_scheduler_without_total_steps_names_the_key(synthetic_root, tmp_path):
     scheduler = "{_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:1}"
     overrides = fast_overrides(
-        "cnn1", synthetic_root, f"module.scheduler={scheduler}", "module.scheduler_interval=step"
+        "cnn1",
+        synthetic_root,
+        "module/scheduler=none",
+        f"module.scheduler={scheduler}",
+        "module.scheduler_interval=step",
     )
     datamodule, module, trainer = build(compose_config(overrides, tmp_path))
     with pytest.raises(UserError, match="module.scheduler_interval=step builds module.scheduler"):

@@ -73,24 +73,20 @@ def autocast_for(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
-def _optimizer(module) -> torch.optim.Optimizer:
-    configured = module.configure_optimizers()
-    return configured["optimizer"] if isinstance(configured, dict) else configured
-
-
 def plain_loop(cfg: DictConfig) -> Loop:
     """A hand-written loop doing the Trainer's work, without Lightning.
 
     Same datamodule and loader, the datamodule's batch augmentation, the module's
     normalisation, net, memory format and loss, the configured optimizer and the Trainer's
     precision. What it leaves out is what Lightning adds: hooks, logging and metrics of
-    the training step, the progress bar, checkpoint callbacks.
+    the training step, the progress bar, checkpoint callbacks, and the LR schedule (a few
+    multiplications per step).
     """
     datamodule, module, trainer = seeded_build(cfg)
     device = trainer.strategy.root_device
     precision = str(trainer.precision)
     module.to(device).train()
-    optimizer = _optimizer(module)
+    optimizer = module.build_optimizer()
 
     def step(batch) -> None:
         batch = datamodule.transfer_batch_to_device(batch, device, 0)

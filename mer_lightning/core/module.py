@@ -231,9 +231,10 @@ class EmotionClassifier(L.LightningModule):
                 f"them over the last good checkpoint. Fix: {DIVERGED_FIX}"
             )
 
-    def configure_optimizers(self):
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The configured optimizer over the net's parameters, without its LR schedule: what
+        Lightning's loop steps, and what the benchmark's plain loop (no Trainer) steps too."""
         optimizer = self.optimizer_factory(params=self.parameters())
-        # The benchmark's plain loop builds the optimizer without a Trainer.
         accumulate = 1 if self._trainer is None else self._trainer.accumulate_grad_batches
         if accumulate > 1 and not getattr(optimizer, "accumulates_gradients", True):
             # e.g. SAM: its second pass re-runs only the step's last batch.
@@ -243,6 +244,11 @@ class EmotionClassifier(L.LightningModule):
                 f"{type(optimizer).__name__}, which re-evaluates each step's last batch. Fix: "
                 "set it to 1 and raise data.batch_size instead"
             )
+        return optimizer
+
+    def configure_optimizers(self):
+        """The optimizer and its LR schedule, stepped per epoch or per optimizer step."""
+        optimizer = self.build_optimizer()
         if self.scheduler_factory is None:
             return optimizer
         if self.scheduler_interval == "epoch":
