@@ -125,7 +125,8 @@ def test_a_teacher_without_a_model_or_failing_names_the_key(synthetic_root, tmp_
 def test_a_key_added_at_its_neutral_value_keeps_cached_teachers(synthetic_root):
     """A config key added later (module.scheduler_interval) does not retrain cached teachers
     while it is at the value that does what its absence did; another value is a new teacher."""
-    overrides = teachers.teacher_overrides(spec(), str(synthetic_root))
+    constant_lr = {**spec(), "overrides": [*spec()["overrides"], "module/scheduler=none"]}
+    overrides = teachers.teacher_overrides(constant_lr, str(synthetic_root))
     printed = teachers.subprocess.run(
         [*teachers._command(overrides), "hydra.run.dir=teacher", "--cfg", "job", "--resolve"],
         capture_output=True,
