@@ -80,7 +80,7 @@ def test_continuing_a_one_cycle_run_for_more_epochs_stops_before_training(synthe
     with pytest.raises(UserError) as error:
         run(compose_config([*more, "ckpt_path=last"], tmp_path))
     assert f"built for {STEPS} optimizer steps" in str(error.value)
-    assert f"trainer.max_epochs=2 needs {2 * STEPS}" in str(error.value)
+    assert f"(trainer.max_epochs=2) needs {2 * STEPS}" in str(error.value)
     assert adam_steps(load(last)) == {STEPS}  # the checkpoint is left as it was
 
 

@@ -171,10 +171,10 @@ class EmotionClassifier(L.LightningModule):
             if planned is not None and planned < needed:
                 raise UserError(
                     f"module.scheduler ({type(config.scheduler).__name__}) was built for "
-                    f"{planned} optimizer steps by the run this one continues, but "
-                    f"trainer.max_epochs={self.trainer.max_epochs} needs {needed}: continue with "
-                    "the trainer.max_epochs it started with, or start a new run for the longer "
-                    "schedule"
+                    f"{planned} optimizer steps by the run this one continues, but this run "
+                    f"(trainer.max_epochs={self.trainer.max_epochs}) needs {needed}: continue "
+                    "with the trainer.max_epochs and data.batch_size it started with, or start a "
+                    "new run for the longer schedule"
                 )
 
     def on_validation_epoch_start(self) -> None:
