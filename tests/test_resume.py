@@ -84,6 +84,23 @@ def test_continuing_a_one_cycle_run_for_more_epochs_stops_before_training(synthe
     assert adam_steps(load(last)) == {STEPS}  # the checkpoint is left as it was
 
 
+def test_continuing_a_constant_lr_run_under_a_schedule_stops_before_training(
+    synthetic_root, tmp_path
+):
+    """A run trained without a schedule (e.g. before one-cycle became the default) continued
+    under one stops with one line naming module/scheduler=none, not torch's KeyError."""
+    constant = fast_overrides("cnn1", synthetic_root, "module/scheduler=none")
+    run(compose_config(constant, tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    steps = adam_steps(load(last))
+    scheduled = fast_overrides("cnn1", synthetic_root, "trainer.max_epochs=2", "ckpt_path=last")
+    with pytest.raises(UserError, match="trained without an LR schedule .* OneCycleLR"):
+        run(compose_config(scheduled, tmp_path))
+    assert adam_steps(load(last)) == steps  # the checkpoint is left as it was
+    continued = run(compose_config([*constant, "trainer.max_epochs=2", "ckpt_path=last"], tmp_path))
+    assert continued.epochs == 2
+
+
 @pytest.mark.parametrize(
     "best",
     [

@@ -231,6 +231,18 @@ class EmotionClassifier(L.LightningModule):
                 f"them over the last good checkpoint. Fix: {DIVERGED_FIX}"
             )
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Stop fitting on from a checkpoint trained without an LR schedule under one: its
+        optimizer state lacks what the schedule keeps there, and torch would fail mid-step."""
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        if fitting and self.scheduler_factory is not None and not checkpoint.get("lr_schedulers"):
+            schedule = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+            raise UserError(
+                f"checkpoint {self._trainer.ckpt_path} was trained without an LR schedule and "
+                f"this run has one (module.scheduler: {getattr(schedule, '__name__', schedule)}): "
+                "continue it with module/scheduler=none, or start a new run"
+            )
+
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The configured optimizer over the net's parameters, without its LR schedule: what
         Lightning's loop steps, and what the benchmark's plain loop (no Trainer) steps too."""
